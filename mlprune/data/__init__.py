@@ -1,0 +1,1 @@
+"""Datasets: the synthetic VOC generator, the VOC reader, the in-memory dataset and transforms."""

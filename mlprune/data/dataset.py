@@ -1,0 +1,64 @@
+"""An in-memory detection dataset over VOC annotations.
+
+All images are decoded once at construction and kept as uint8 CHW tensors (a quarter
+of the float32 size); each item is converted to float by its transform. Decoding up
+front turns a corrupt file into an immediate, named DataError instead of a crash
+hours into training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from mlprune.data.transforms import Target, Transform, build_eval_transform
+from mlprune.data.voc import Annotation
+from mlprune.errors import DataError
+
+
+def load_image(annotation: Annotation) -> torch.Tensor:
+    """Decode one image as uint8 RGB CHW; its size must match the annotation."""
+    path = annotation.image_path
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(f"{path}: cannot decode image ({err})") from None
+    height, width = pixels.shape[:2]
+    if (width, height) != (annotation.width, annotation.height):
+        raise DataError(f"{path}: image is {width}x{height} but its annotation says "
+                        f"{annotation.width}x{annotation.height}")
+    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Items are `(image float32 CHW in [0, 1], {"boxes": (N, 4) float32, "labels": (N,) int64})`.
+
+    `transform` maps (uint8 image, target) to (float image, target); the default only
+    converts to float. `annotations[i]` keeps the ground truth (with difficult flags) of
+    item i for evaluation.
+    """
+
+    def __init__(self, annotations: Sequence[Annotation], transform: Transform | None = None,
+                 desc: str = "load images"):
+        self.annotations = list(annotations)
+        self.transform = transform or build_eval_transform()
+        self.images = [load_image(a) for a in tqdm(self.annotations, desc=desc, leave=False, mininterval=1.0)]
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        annotation = self.annotations[index]
+        # Copies: a transform must never alter the ground truth that evaluation reads.
+        target = {"boxes": annotation.boxes.clone(), "labels": annotation.labels.clone()}
+        return self.transform(self.images[index], target)
+
+
+def collate_detection(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
+    """Detection batches stay lists: images differ in size and boxes in count."""
+    return [image for image, _ in batch], [target for _, target in batch]

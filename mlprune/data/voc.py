@@ -1,0 +1,149 @@
+"""The one Pascal VOC reader, for any VOC-layout root.
+
+A root holds `ImageSets/Main/<split>.txt` (one image id per line), `Annotations/<id>.xml`
+and `JPEGImages/<id>.jpg`. Every problem raises a DataError whose message starts with
+the offending file, so a user can fix their own data without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mlprune.errors import DataError
+
+_BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: field-wise == on tensors would be ambiguous
+class Annotation:
+    """One image's ground truth. Labels are 1..C (0 is background, as torchvision expects)."""
+
+    image_id: str
+    image_path: Path
+    width: int
+    height: int
+    boxes: torch.Tensor  # (N, 4) float32 xyxy, absolute pixels as written in the XML
+    labels: torch.Tensor  # (N,) int64
+    difficult: torch.Tensor  # (N,) bool
+
+
+def read_split(root: Path, split: str, classes: Sequence[str]) -> list[Annotation]:
+    """Annotations of every image listed in `root/ImageSets/Main/<split>.txt`, in file order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset root not found")
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        raise DataError(f"{split_file}: split file not found")
+    ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{split_file}: split file is empty (expected one image id per line)")
+    duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
+    if duplicates:
+        raise DataError(f"{split_file}: duplicate image id(s) {duplicates[:5]}")
+    return [parse_annotation(root / "Annotations" / f"{i}.xml", root / "JPEGImages", classes) for i in ids]
+
+
+def parse_annotation(xml_path: Path, image_dir: Path, classes: Sequence[str]) -> Annotation:
+    """Parse and validate one VOC XML file; its image is `image_dir/<xml stem>.jpg`."""
+    xml_path = Path(xml_path)
+    if not xml_path.is_file():
+        raise DataError(f"{xml_path}: annotation file not found")
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as err:
+        raise DataError(f"{xml_path}: malformed XML ({err})") from None
+    width, height = _size(root, xml_path)
+    boxes, labels, difficult = [], [], []
+    for index, obj in enumerate(root.iter("object")):
+        labels.append(_label(obj, xml_path, classes))
+        boxes.append(_box(obj, xml_path, index, width, height))
+        difficult.append(_difficult(obj, xml_path, index))
+    image_path = Path(image_dir) / f"{xml_path.stem}.jpg"
+    if not image_path.is_file():
+        raise DataError(f"{image_path}: image not found (annotated in {xml_path})")
+    return Annotation(
+        image_id=xml_path.stem,
+        image_path=image_path,
+        width=width,
+        height=height,
+        boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=torch.tensor(labels, dtype=torch.int64),
+        difficult=torch.tensor(difficult, dtype=torch.bool),
+    )
+
+
+def _number(node: ET.Element, tag: str, xml_path: Path, where: str) -> float:
+    text = node.findtext(tag)
+    if text is None or not text.strip():
+        raise DataError(f"{xml_path}: {where} is missing <{tag}>")
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{xml_path}: {where} <{tag}> is not a number: {text.strip()!r}") from None
+
+
+def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
+    size = root.find("size")
+    if size is None:
+        raise DataError(f"{xml_path}: missing <size>")
+    width, height = (_number(size, tag, xml_path, "<size>") for tag in ("width", "height"))
+    if width <= 0 or height <= 0 or not (width.is_integer() and height.is_integer()):
+        raise DataError(f"{xml_path}: <size> needs positive integer width and height, "
+                        f"got {width:g}x{height:g}")
+    return int(width), int(height)
+
+
+def _label(obj: ET.Element, xml_path: Path, classes: Sequence[str]) -> int:
+    name = (obj.findtext("name") or "").strip()
+    if name not in classes:
+        raise DataError(f"{xml_path}: unknown class {name!r} (allowed: {', '.join(classes)})")
+    return list(classes).index(name) + 1
+
+
+def _box(obj: ET.Element, xml_path: Path, index: int, width: int, height: int) -> list[float]:
+    where = f"object {index} <bndbox>"
+    bndbox = obj.find("bndbox")
+    if bndbox is None:
+        raise DataError(f"{xml_path}: object {index} is missing <bndbox>")
+    x0, y0, x1, y1 = (_number(bndbox, tag, xml_path, where) for tag in _BOX_FIELDS)
+    if x0 >= x1 or y0 >= y1:
+        raise DataError(f"{xml_path}: {where} has zero or negative area "
+                        f"(xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})")
+    if min(x0, y0) < 0:
+        raise DataError(f"{xml_path}: {where} has a negative coordinate ({x0:g}, {y0:g}, {x1:g}, {y1:g})")
+    if x1 > width or y1 > height:
+        raise DataError(f"{xml_path}: {where} lies outside the {width}x{height} image "
+                        f"(xmax={x1:g}, ymax={y1:g})")
+    return [x0, y0, x1, y1]
+
+
+def _difficult(obj: ET.Element, xml_path: Path, index: int) -> bool:
+    text = (obj.findtext("difficult") or "0").strip()
+    if text not in ("0", "1"):
+        raise DataError(f"{xml_path}: object {index} <difficult> must be 0 or 1, got {text!r}")
+    return text == "1"
+
+
+def split_validation(annotations: Sequence[Annotation], fraction: float,
+                     seed: int) -> tuple[list[Annotation], list[Annotation]]:
+    """A deterministic (train, val) split; both keep the input order.
+
+    Train always keeps at least one image; with fraction > 0 and at least two images,
+    val holds at least one.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction: must be in [0, 1), got {fraction}")
+    n = len(annotations)
+    n_val = min(max(round(n * fraction), 1 if fraction > 0 else 0), max(n - 1, 0))
+    chosen = set(random.Random(seed).sample(range(n), n_val))
+    train = [a for i, a in enumerate(annotations) if i not in chosen]
+    val = [a for i, a in enumerate(annotations) if i in chosen]
+    return train, val

@@ -1,0 +1,1 @@
+"""Evaluation: detector predictions, PASCAL VOC scoring and the evaluate stage's metrics."""

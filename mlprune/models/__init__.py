@@ -1,0 +1,1 @@
+"""VGG16-SSD models and their architecture specs."""

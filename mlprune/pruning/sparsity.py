@@ -1,0 +1,61 @@
+"""Sparsity induction: the L1 penalty, the global magnitude threshold, and their statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from mlprune.models.ssd import named_convs
+
+
+def conv_weights(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The weight tensors (not copies) of the named convs."""
+    convs = named_convs(model)
+    return {name: convs[name].weight for name in names}
+
+
+def l1_penalty(names: Sequence[str], strength: float) -> Callable[[nn.Module], torch.Tensor]:
+    """`strength * sum |w|` over the named convs' weights (biases are not penalised)."""
+
+    def penalty(model: nn.Module) -> torch.Tensor:
+        return strength * sum(w.abs().sum() for w in conv_weights(model, names).values())
+
+    return penalty
+
+
+def mean_abs_weight(model: nn.Module, names: Sequence[str]) -> float:
+    weights = list(conv_weights(model, names).values())
+    return float(sum(float(w.detach().abs().sum()) for w in weights) / sum(w.numel() for w in weights))
+
+
+@torch.no_grad()
+def apply_threshold(model: nn.Module, names: Sequence[str], threshold: float) -> None:
+    """Zero, in place, every weight of the named convs with |w| < threshold."""
+    for weight in conv_weights(model, names).values():
+        weight[weight.abs() < threshold] = 0.0
+
+
+def count_nonzero(model: nn.Module, names: Sequence[str]) -> dict[str, int]:
+    return {name: int(torch.count_nonzero(w)) for name, w in conv_weights(model, names).items()}
+
+
+def sparsity(model: nn.Module, names: Sequence[str]) -> float:
+    """Fraction of exactly-zero weights over all the named convs together."""
+    weights = conv_weights(model, names).values()
+    total = sum(w.numel() for w in weights)
+    return 1 - sum(int(torch.count_nonzero(w)) for w in weights) / total
+
+
+def weight_histogram(before: torch.Tensor, after: torch.Tensor, bins: int = 100) -> list[dict[str, float]]:
+    """Counts of `before` and `after` over one shared set of bins (the paper's Fig 2)."""
+    low = float(torch.minimum(before.min(), after.min()))
+    high = float(torch.maximum(before.max(), after.max()))
+    if high <= low:
+        high = low + 1e-8
+    counts_before = torch.histc(before.float(), bins, low, high)
+    counts_after = torch.histc(after.float(), bins, low, high)
+    width = (high - low) / bins
+    return [{"weight": round(low + (i + 0.5) * width, 6), "without_l1": int(counts_before[i]),
+             "with_l1": int(counts_after[i])} for i in range(bins)]

@@ -1,0 +1,85 @@
+"""Surgery: rebuild a dense, smaller detector without the selected filters.
+
+Works on the model's own channel spec: the pruned model is built from the spec with
+the new widths, and every tensor is copied sliced by the kept indices of its producer
+(input channels) and of its own layer (output channels). Consumers of a conv are the
+next conv, the loc/conf heads if it is a detection source, and for conv4_3 the L2Norm
+scale. A removed filter's bias goes with it: its constant output relu(b) is dropped, the
+same as masking the channel to zero, which is what the equivalence test checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mlprune.errors import MlpruneError
+from mlprune.models.ssd import build_model
+
+
+def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
+    """A new model keeping, for each named layer, only the filters in `kept[layer]`."""
+    spec = model.spec
+    for layer, indices in kept.items():
+        _check_indices(layer, indices, spec.widths)
+    widths = {name: len(kept.get(name, range(w))) for name, w in spec.widths.items()}
+    pruned = build_model(spec.replace(widths=widths), model.score_thresh, model.nms_thresh,
+                         model.detections_per_img)
+    out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
+    state = model.state_dict()
+    new_state = {key: _slice(key, value, spec, out_index) for key, value in state.items()}
+    pruned.load_state_dict(new_state)
+    return pruned.train(model.training)
+
+
+def keep_sources(model: nn.Module, k: int) -> nn.Module:
+    """The k-det model: the first k detection sources, without later extra layers and heads."""
+    old = model.spec
+    if not 1 <= k <= old.num_sources:
+        raise MlpruneError(f"kdet.ks: k must be in 1..{old.num_sources} for this model, got {k}")
+    last_source = old.family.sources[k - 1]
+    names = list(old.widths)[: list(old.widths).index(last_source) + 1]
+    spec = old.replace(num_sources=k, widths={name: old.widths[name] for name in names})
+    cut = build_model(spec, model.score_thresh, model.nms_thresh, model.detections_per_img)
+    wanted = cut.state_dict()
+    cut.load_state_dict({key: value for key, value in model.state_dict().items() if key in wanted})
+    return cut.train(model.training)
+
+
+def _check_indices(layer: str, indices: Sequence[int], widths: Mapping[str, int]) -> None:
+    if layer not in widths:
+        raise MlpruneError(f"surgery: the model has no layer {layer!r}")
+    if not indices:
+        raise MlpruneError(f"surgery: would remove every filter of {layer}")
+    bad = [i for i in indices if not 0 <= i < widths[layer]]
+    if bad or len(set(indices)) != len(indices):
+        raise MlpruneError(f"surgery: {layer} indices must be distinct and in [0, {widths[layer]}), got {bad}")
+
+
+def _slice(key: str, value: torch.Tensor, spec, out_index: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Slice one state_dict entry by the kept filters of its layer and of its producer."""
+    parts = key.split(".")
+    if key == "backbone.conv4_3_norm.weight":
+        return _take(value, 0, out_index.get("conv4_3"))
+    if parts[0] == "backbone" and parts[1] == "convs":
+        layer = parts[2]
+        value = _take(value, 0, out_index.get(layer))
+        if parts[-1] == "weight":
+            value = _take(value, 1, out_index.get(_producer(layer, spec)))
+        return value
+    if parts[0] == "head" and parts[-1] == "weight":
+        source = spec.sources[int(parts[-2])]  # head.<kind>_head.module_list.<i>.weight
+        return _take(value, 1, out_index.get(source))
+    return value
+
+
+def _producer(layer: str, spec) -> str | None:
+    order = [c.name for c in spec.convs]
+    i = order.index(layer)
+    return order[i - 1] if i > 0 else None
+
+
+def _take(value: torch.Tensor, dim: int, index: torch.Tensor | None) -> torch.Tensor:
+    return value if index is None else value.index_select(dim, index).clone()

@@ -1,0 +1,29 @@
+"""Stage `kdet`: keep the final model's first k detection sources, retrain (paper's Table 5)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlprune.config import load_params, parse, section
+from mlprune.data.splits import DataConfig
+from mlprune.pruning.steps import KdetConfig, kdet
+from mlprune.runtime import RuntimeConfig
+from mlprune.stage_runner import ParamsFile, path_option, run_stage
+
+
+def main(k: Annotated[int, typer.Option(help="detection sources to keep")],
+         model: Annotated[Path, path_option("final pruned checkpoint")],
+         out: Annotated[Path, path_option("k-det checkpoint to write")],
+         history: Annotated[Path, path_option("per-epoch training CSV")],
+         work_dir: Annotated[Path, path_option("resume state, kept only while training")],
+         params: ParamsFile = Path("params.yaml")) -> None:
+    p = load_params(params)
+    config = parse(KdetConfig, section(p, "kdet"), "kdet")
+    kdet(model, k, config.retrain, data=parse(DataConfig, section(p, "data"), "data"),
+         runtime=parse(RuntimeConfig, section(p, "common"), "common"), out=out, history_csv=history,
+         work_dir=work_dir)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,25 @@
+"""Stage `report`: mAP vs params across phases, and the k-det table, as plot CSVs."""
+
+from pathlib import Path
+from typing import Annotated
+
+from mlprune.atomic import write_csv
+from mlprune.config import load_params, parse, section
+from mlprune.pruning.steps import KdetConfig
+from mlprune.reporting import kdet_rows, summary_rows
+from mlprune.stage_runner import ParamsFile, path_option, run_stage
+
+
+def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metrics")],
+         summary: Annotated[Path, path_option("mAP-vs-params CSV to write")],
+         kdet_table: Annotated[Path, path_option("k-det CSV to write")],
+         params: ParamsFile = Path("params.yaml")) -> None:
+    p = load_params(params)
+    names = ["pretrain", *section(p, "phases")]
+    write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
+    ks = parse(KdetConfig, section(p, "kdet"), "kdet").ks
+    write_csv(kdet_table, kdet_rows(metrics_dir / "kdet", ks))
+
+
+if __name__ == "__main__":
+    run_stage(main)

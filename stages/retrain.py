@@ -1,0 +1,28 @@
+"""Stage `retrain`: train the pruned model with the original loss (no L1)."""
+
+from pathlib import Path
+from typing import Annotated
+
+from mlprune.config import load_params, parse, section
+from mlprune.data.splits import DataConfig
+from mlprune.pruning.phases import parse_phase
+from mlprune.pruning.steps import retrain
+from mlprune.runtime import RuntimeConfig
+from mlprune.stage_runner import ParamsFile, path_option, run_stage
+
+
+def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")],
+         model: Annotated[Path, path_option("pruned checkpoint")],
+         out: Annotated[Path, path_option("retrained checkpoint to write")],
+         history: Annotated[Path, path_option("per-epoch training CSV")],
+         work_dir: Annotated[Path, path_option("resume state, kept only while training")],
+         params: ParamsFile = Path("params.yaml")) -> None:
+    p = load_params(params)
+    schedule = parse_phase(section(p, "phases"), section(p, "model.name"), phase).retrain
+    retrain(model, schedule, data=parse(DataConfig, section(p, "data"), "data"),
+            runtime=parse(RuntimeConfig, section(p, "common"), "common"), out=out, history_csv=history,
+            work_dir=work_dir)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,31 @@
+"""Stage `threshold_search`: the largest grid threshold whose validation mAP stays in tolerance."""
+
+from pathlib import Path
+from typing import Annotated
+
+from mlprune.config import load_params, parse, section
+from mlprune.data.splits import DataConfig
+from mlprune.evaluation.report import EvalConfig
+from mlprune.pruning.phases import parse_phase
+from mlprune.pruning.steps import threshold_search
+from mlprune.pruning.threshold import ThresholdConfig
+from mlprune.runtime import RuntimeConfig
+from mlprune.stage_runner import ParamsFile, path_option, run_stage
+
+
+def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")],
+         model: Annotated[Path, path_option("L1 fine-tuned checkpoint")],
+         sweep: Annotated[Path, path_option("threshold sweep CSV to write")],
+         chosen: Annotated[Path, path_option("chosen threshold JSON to write")],
+         params: ParamsFile = Path("params.yaml")) -> None:
+    p = load_params(params)
+    threshold_search(model, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
+                     config=parse(ThresholdConfig, section(p, "threshold"), "threshold"),
+                     data=parse(DataConfig, section(p, "data"), "data"),
+                     runtime=parse(RuntimeConfig, section(p, "common"), "common"),
+                     batch_size=parse(EvalConfig, section(p, "evaluate"), "evaluate").batch_size,
+                     sweep_csv=sweep, chosen_json=chosen)
+
+
+if __name__ == "__main__":
+    run_stage(main)

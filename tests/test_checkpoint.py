@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from mlprune.checkpoint import load_checkpoint, save_checkpoint
+from mlprune.errors import CheckpointError
+from mlprune.models.arch import build_spec
+from mlprune.models.ssd import build_model
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model(build_spec("ssd300", 4, widths={"conv5_1": 7}, width=0.0625))
+
+
+def test_round_trip_restores_spec_and_weights(tmp_path, model):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, extra={"epoch": 3})
+    loaded, extra = load_checkpoint(path)
+    assert loaded.spec == model.spec and extra == {"epoch": 3}
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_truncated_checkpoint(tmp_path, model):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_pickled_module_is_refused(tmp_path, model):
+    path = tmp_path / "m.pt"
+    torch.save(model, path)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_checkpoint(path)
+
+
+def test_spec_that_does_not_match_weights(tmp_path, model):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    payload["spec"] = payload["spec"].replace('"conv5_1": 7', '"conv5_1": 9')
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="does not match its spec"):
+        load_checkpoint(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_failed_save_leaves_no_file(tmp_path, model, monkeypatch):
+    path = tmp_path / "m.pt"
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, model)
+    assert list(tmp_path.iterdir()) == []

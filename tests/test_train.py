@@ -1,0 +1,74 @@
+"""The trainer: deterministic on CPU, and a resumed run ends where an uninterrupted one does."""
+
+import pytest
+import torch
+
+from conftest import CLASSES
+from mlprune.data.dataset import DetectionDataset
+from mlprune.data.transforms import build_train_transform
+from mlprune.data.voc import read_split
+from mlprune.models.arch import build_spec
+from mlprune.models.ssd import build_model
+from mlprune.train import TrainConfig, lr_factor, train
+
+CONFIG = TrainConfig(epochs=2, batch_size=4, warmup_iters=1, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def dataset(tiny_voc):
+    return DetectionDataset(read_split(tiny_voc, "trainval", CLASSES), build_train_transform(["flip"]))
+
+
+def fresh_model():
+    torch.manual_seed(0)
+    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, batch_norm=True))
+
+
+def run(dataset, work_dir, penalty=None):
+    model = fresh_model()
+    history = train(model, dataset, CONFIG, device=torch.device("cpu"), seed=1, work_dir=work_dir, penalty=penalty)
+    return model, history
+
+
+def assert_same_weights(a, b):
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_same_seed_same_weights(dataset, tmp_path):
+    a, history = run(dataset, tmp_path / "a")
+    b, _ = run(dataset, tmp_path / "b")
+    assert_same_weights(a, b)
+    assert [row["epoch"] for row in history] == [1, 2] and history[0]["loss"] > 0
+    assert not (tmp_path / "a").exists()  # resume state is removed once training ends
+
+
+def test_resume_after_interruption_matches_uninterrupted(dataset, tmp_path):
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(model):
+        calls["n"] += 1
+        if calls["n"] > 2:  # 2 steps per epoch: dies on the first step of epoch 2
+            raise KeyboardInterrupt
+        return torch.zeros(())
+
+    with pytest.raises(KeyboardInterrupt):
+        run(dataset, tmp_path / "work", penalty=crash_in_second_epoch)
+    assert (tmp_path / "work" / "resume.pt").is_file()
+
+    def zero(model):
+        return torch.zeros(())
+
+    resumed, history = run(dataset, tmp_path / "work", penalty=zero)
+    reference, _ = run(dataset, tmp_path / "ref", penalty=zero)
+    assert_same_weights(resumed, reference)
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
+def test_warmup_then_cosine():
+    config = TrainConfig(epochs=1, warmup_iters=10)
+    assert lr_factor(0, 100, config) == pytest.approx(0.1)
+    assert lr_factor(10, 100, config) == pytest.approx(1.0)
+    assert lr_factor(100, 100, config) == pytest.approx(0.0)
+    step = TrainConfig(epochs=1, warmup_iters=0, schedule="step", lr_steps=[0.5])
+    assert lr_factor(60, 100, step) == pytest.approx(0.1)
