@@ -1,14 +1,31 @@
-"""The `mlprune` command: one subcommand per pipeline stage (the same code DVC runs)."""
+"""The `mlprune` command: one subcommand per pipeline stage (the code DVC runs)."""
 
 from __future__ import annotations
 
 import typer
 
 from mlprune.stage_runner import report_errors
-from stages import data, evaluate, pretrain
+from stages import (
+    data,
+    evaluate,
+    kdet,
+    l1_finetune,
+    pretrain,
+    report,
+    retrain,
+    select_filters,
+    surgery,
+    threshold_search,
+)
+
+STAGES = {
+    "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
+    "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
+    "kdet": kdet, "report": report,
+}
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-for name, module in {"data": data, "pretrain": pretrain, "evaluate": evaluate}.items():
+for name, module in STAGES.items():
     app.command(name, help=module.__doc__)(report_errors(module.main))
 
 

@@ -42,6 +42,11 @@ def section(params: dict[str, Any], name: str) -> Any:
     return node
 
 
+def parse_section(params: dict[str, Any], name: str, cls: type[T]) -> T:
+    """The section `name` (dotted) of params, parsed into dataclass `cls`."""
+    return parse(cls, section(params, name), name)
+
+
 def parse(cls: type[T], data: Any, where: str) -> T:
     """Build dataclass `cls` from a params mapping, checking keys and types."""
     if not isinstance(data, dict):

@@ -25,7 +25,8 @@ from mlprune.atomic import atomic_path
 from mlprune.config import require
 from mlprune.runtime import autocast
 
-Penalty = Callable[[nn.Module], torch.Tensor]
+Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
+AfterStep = Callable[[nn.Module, float], None]  # called with the step's learning rate after each update
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class TrainConfig:
     lr_steps: list[float] = field(default_factory=lambda: [2 / 3, 5 / 6])  # step: fractions of training, x0.1
     grad_clip: float = 10.0
     augment: list[str] = field(default_factory=lambda: ["flip"])
+    epoch_images: int = 0  # images drawn (without replacement) per epoch; 0 = the whole set
 
     def __post_init__(self) -> None:
         require(self.epochs >= 0, "epochs", f"must be >= 0, got {self.epochs}")
@@ -49,10 +51,11 @@ class TrainConfig:
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         require(self.optimizer in ("adamw", "sgd"), "optimizer", f"adamw or sgd, got {self.optimizer!r}")
         require(self.schedule in ("cosine", "step"), "schedule", f"cosine or step, got {self.schedule!r}")
+        require(self.epoch_images >= 0, "epoch_images", f"must be >= 0, got {self.epoch_images}")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -79,20 +82,22 @@ def fingerprint(model: nn.Module, config: TrainConfig, seed: int, n_images: int)
 
 def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConfig, *,
           device: torch.device, seed: int, work_dir: str | Path, penalty: Penalty | None = None,
-          desc: str = "train") -> list[dict[str, float]]:
+          after_step: AfterStep | None = None, desc: str = "train") -> list[dict[str, float]]:
     """Train `model` in place; returns one row of averages per epoch (loss parts, lr, img/s)."""
     work_dir = Path(work_dir)
     resume_file = work_dir / "resume.pt"
     run_id = fingerprint(model, config, seed, len(dataset))
     model.to(device).train()
     optimizer = build_optimizer(model, config)
-    steps_per_epoch = len(dataset) // config.batch_size  # drop the ragged batch: BN needs > 1 sample
+    epoch_images = min(config.epoch_images or len(dataset), len(dataset))
+    steps_per_epoch = epoch_images // config.batch_size  # drop the ragged batch: BN needs > 1 sample
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
     start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)
     for epoch in range(start_epoch, config.epochs):
-        row = _train_epoch(model, dataset, config, optimizer, scheduler, device, penalty,
-                           generator_seed=seed * 100_003 + epoch, desc=f"{desc} {epoch + 1}/{config.epochs}")
+        row = _train_epoch(model, dataset, steps_per_epoch, config, optimizer, scheduler, device, penalty,
+                           after_step, generator_seed=seed * 100_003 + epoch,
+                           desc=f"{desc} {epoch + 1}/{config.epochs}")
         history.append({"epoch": epoch + 1, **row})
         _save_resume(resume_file, run_id, epoch + 1, model, optimizer, scheduler, history)
     model.eval()
@@ -100,10 +105,11 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     return history
 
 
-def _train_epoch(model, dataset, config, optimizer, scheduler, device, penalty, generator_seed, desc):
+def _train_epoch(model, dataset, steps, config, optimizer, scheduler, device, penalty, after_step, generator_seed,
+                 desc):
     torch.manual_seed(generator_seed)  # augmentation draws from the global RNG
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(generator_seed))
-    batches = order[: len(order) // config.batch_size * config.batch_size].view(-1, config.batch_size)
+    batches = order[: steps * config.batch_size].view(-1, config.batch_size)
     sums: dict[str, float] = {}
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, leave=False, mininterval=1.0)
@@ -118,6 +124,8 @@ def _train_epoch(model, dataset, config, optimizer, scheduler, device, penalty, 
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        if after_step is not None:
+            after_step(model, scheduler.get_last_lr()[0])
         scheduler.step()
         for name, value in {"loss": loss, **parts}.items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
 from mlprune.evaluation.report import EvalConfig, evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
@@ -18,9 +18,9 @@ def main(checkpoint: Annotated[Path, path_option("model to evaluate")],
          baseline: Annotated[Path | None, typer.Option(help="pretrained metrics JSON, for compression_x")] = None,
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    evaluate_checkpoint(checkpoint, data=parse(DataConfig, section(p, "data"), "data"),
-                        config=parse(EvalConfig, section(p, "evaluate"), "evaluate"),
-                        runtime=parse(RuntimeConfig, section(p, "common"), "common"),
+    evaluate_checkpoint(checkpoint, data=parse_section(p, "data", DataConfig),
+                        config=parse_section(p, "evaluate", EvalConfig),
+                        runtime=parse_section(p, "common", RuntimeConfig),
                         metrics_out=metrics, results_dir=results, baseline=baseline)
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
 from mlprune.pruning.steps import KdetConfig, kdet
 from mlprune.runtime import RuntimeConfig
@@ -19,9 +19,9 @@ def main(k: Annotated[int, typer.Option(help="detection sources to keep")],
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    config = parse(KdetConfig, section(p, "kdet"), "kdet")
-    kdet(model, k, config.retrain, data=parse(DataConfig, section(p, "data"), "data"),
-         runtime=parse(RuntimeConfig, section(p, "common"), "common"), out=out, history_csv=history,
+    config = parse_section(p, "kdet", KdetConfig)
+    kdet(model, k, config.retrain, data=parse_section(p, "data", DataConfig),
+         runtime=parse_section(p, "common", RuntimeConfig), out=out, history_csv=history,
          work_dir=work_dir)
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section, section
 from mlprune.data.splits import DataConfig
 from mlprune.pruning.phases import parse_phase
 from mlprune.pruning.steps import l1_finetune
@@ -20,8 +20,8 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     l1_finetune(start, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
-                data=parse(DataConfig, section(p, "data"), "data"),
-                runtime=parse(RuntimeConfig, section(p, "common"), "common"),
+                data=parse_section(p, "data", DataConfig),
+                runtime=parse_section(p, "common", RuntimeConfig),
                 out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir)
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
 from mlprune.models.arch import ModelConfig
 from mlprune.pretrain import pretrain
@@ -17,10 +17,10 @@ def main(out: Annotated[Path, path_option("checkpoint to write")],
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    pretrain(data=parse(DataConfig, section(p, "data"), "data"),
-             model_config=parse(ModelConfig, section(p, "model"), "model"),
-             schedule=parse(TrainConfig, section(p, "pretrain"), "pretrain"),
-             runtime=parse(RuntimeConfig, section(p, "common"), "common"),
+    pretrain(data=parse_section(p, "data", DataConfig),
+             model_config=parse_section(p, "model", ModelConfig),
+             schedule=parse_section(p, "pretrain", TrainConfig),
+             runtime=parse_section(p, "common", RuntimeConfig),
              out=out, history_csv=history, work_dir=work_dir)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section, section
 from mlprune.pruning.steps import KdetConfig
 from mlprune.reporting import kdet_rows, summary_rows
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
@@ -17,7 +17,7 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
     p = load_params(params)
     names = ["pretrain", *section(p, "phases")]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
-    ks = parse(KdetConfig, section(p, "kdet"), "kdet").ks
+    ks = parse_section(p, "kdet", KdetConfig).ks
     write_csv(kdet_table, kdet_rows(metrics_dir / "kdet", ks))
 
 

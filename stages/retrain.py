@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section, section
 from mlprune.data.splits import DataConfig
 from mlprune.pruning.phases import parse_phase
 from mlprune.pruning.steps import retrain
@@ -18,10 +18,10 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    schedule = parse_phase(section(p, "phases"), section(p, "model.name"), phase).retrain
-    retrain(model, schedule, data=parse(DataConfig, section(p, "data"), "data"),
-            runtime=parse(RuntimeConfig, section(p, "common"), "common"), out=out, history_csv=history,
-            work_dir=work_dir)
+    retrain(model, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
+            data=parse_section(p, "data", DataConfig),
+            runtime=parse_section(p, "common", RuntimeConfig),
+            out=out, history_csv=history, work_dir=work_dir)
 
 
 if __name__ == "__main__":

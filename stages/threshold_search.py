@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse, section
+from mlprune.config import load_params, parse_section, section
 from mlprune.data.splits import DataConfig
 from mlprune.evaluation.report import EvalConfig
 from mlprune.pruning.phases import parse_phase
@@ -20,10 +20,10 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     threshold_search(model, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
-                     config=parse(ThresholdConfig, section(p, "threshold"), "threshold"),
-                     data=parse(DataConfig, section(p, "data"), "data"),
-                     runtime=parse(RuntimeConfig, section(p, "common"), "common"),
-                     batch_size=parse(EvalConfig, section(p, "evaluate"), "evaluate").batch_size,
+                     config=parse_section(p, "threshold", ThresholdConfig),
+                     data=parse_section(p, "data", DataConfig),
+                     runtime=parse_section(p, "common", RuntimeConfig),
+                     batch_size=parse_section(p, "evaluate", EvalConfig).batch_size,
                      sweep_csv=sweep, chosen_json=chosen)
 
 

@@ -13,7 +13,7 @@ SPEC = build_spec("ssd300", 3, width=0.0625)
 
 
 def phase(layers, **extra):
-    return {"start": "pretrain", "layers": layers, "l1_strength": 1e-4,
+    return {"start": "pretrain", "layers": layers, "l1_strength": 1e-4, "l1_method": "proximal",
             "l1": {"epochs": 1}, "retrain": {"epochs": 1}, **extra}
 
 

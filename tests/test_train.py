@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import CLASSES
+
 from mlprune.data.dataset import DetectionDataset
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split

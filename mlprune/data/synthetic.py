@@ -22,9 +22,9 @@ from mlprune.config import require
 
 SHAPES = ("circle", "square", "triangle", "cross", "ring", "star", "diamond", "hexagon")
 
-MIN_SIZE = 12  # px, shorter side of the smallest object
+MIN_SIZE = 14  # px, shorter side of the smallest object
 MAX_FRACTION = 0.45  # largest object side, as a fraction of the image side
-DIFFICULT_BELOW = 16  # px: objects with a shorter side below this are flagged difficult
+DIFFICULT_BELOW = 18  # px: objects with a shorter side below this are flagged difficult
 MAX_COVERED = 0.5  # reject a placement covering more than this much of an earlier box
 MIN_CONTRAST = 110.0  # RGB distance between an object's colour and what lies under it
 JPEG_QUALITY = 90

@@ -133,3 +133,16 @@ def fold_batch_norm(model: SSD) -> SSD:
         state[f"backbone.convs.{name}.bias"] = bn.bias - bn.running_mean * scale
     folded.load_state_dict(state)
     return folded
+
+
+def freeze_before(model: SSD, layer: str) -> None:
+    """Stop training every backbone conv before `layer`.
+
+    Fine-tuning a late phase then skips the backward pass through the early,
+    high-resolution layers, which is most of the cost of a step.
+    """
+    for name, conv in model.backbone.convs.items():
+        if name == layer:
+            return
+        conv.requires_grad_(False)
+    raise ValueError(f"freeze_before: the model has no layer {layer!r}")

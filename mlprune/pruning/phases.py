@@ -41,14 +41,18 @@ class PhaseConfig:
     start: str  # the stage whose model this phase starts from: pretrain or the previous phase
     layers: list[str]
     l1_strength: float  # lambda of the L1 term
+    l1_method: str  # proximal: soft-threshold after each step (exact zeros); penalty: add it to the loss
     l1: TrainConfig
     retrain: TrainConfig
     select: SelectionRule = field(default_factory=SelectionRule)
     tolerance: float = 0.01  # allowed drop of validation mAP when thresholding
     hist_layers: list[str] = field(default_factory=list)  # layers drawn in the Fig 2 histograms
+    freeze_earlier: bool = True  # L1 fine-tune and retrain leave the layers before the phase fixed
 
     def __post_init__(self) -> None:
         require(self.l1_strength >= 0, "l1_strength", f"must be >= 0, got {self.l1_strength}")
+        require(self.l1_method in ("proximal", "penalty"), "l1_method",
+                f"proximal or penalty, got {self.l1_method!r}")
         require(0 <= self.tolerance <= 1, "tolerance", f"must be in [0, 1], got {self.tolerance}")
         unknown = sorted(set(self.hist_layers) - set(self.layers))
         require(not unknown, "hist_layers", f"{unknown} are not layers of this phase")

@@ -17,9 +17,17 @@ from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.config import require
 from mlprune.data.splits import DataConfig, train_dataset, val_dataset
 from mlprune.evaluation.report import validation_map
+from mlprune.models.ssd import freeze_before
 from mlprune.pruning.phases import PhaseConfig, phase_layers
 from mlprune.pruning.selection import load_selection, select_filters, selection_to_json
-from mlprune.pruning.sparsity import apply_threshold, conv_weights, count_nonzero, l1_penalty, weight_histogram
+from mlprune.pruning.sparsity import (
+    apply_threshold,
+    conv_weights,
+    count_nonzero,
+    l1_penalty,
+    l1_proximal,
+    weight_histogram,
+)
 from mlprune.pruning.surgery import keep_sources, prune_filters
 from mlprune.pruning.threshold import ThresholdConfig, choose_threshold, sweep_thresholds
 from mlprune.runtime import RuntimeConfig, setup
@@ -46,8 +54,14 @@ def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: Runt
     roles = phase_layers(model.spec, phase.layers)
     before = {name: w.detach().clone() for name, w in conv_weights(model, phase.hist_layers).items()}
     dataset = train_dataset(data, runtime.seed, phase.l1.augment)
+    if phase.freeze_earlier:
+        freeze_before(model, phase.layers[0])
+    if phase.l1_method == "proximal":
+        regulariser = {"after_step": l1_proximal(roles.penalised, phase.l1_strength)}
+    else:
+        regulariser = {"penalty": l1_penalty(roles.penalised, phase.l1_strength)}
     history = train(model, dataset, phase.l1, device=device, seed=runtime.seed, work_dir=work_dir,
-                    penalty=l1_penalty(roles.penalised, phase.l1_strength), desc="l1 fine-tune")
+                    desc="l1 fine-tune", **regulariser)
     model.cpu()
     save_checkpoint(out, model)
     write_csv(history_csv, history)
@@ -110,11 +124,13 @@ def surgery(l1_model: Path, selection_json: Path, out: Path) -> None:
     save_checkpoint(out, pruned)
 
 
-def retrain(pruned: Path, schedule: TrainConfig, data: DataConfig, runtime: RuntimeConfig, out: Path,
+def retrain(pruned: Path, phase: PhaseConfig, data: DataConfig, runtime: RuntimeConfig, out: Path,
             history_csv: Path, work_dir: Path) -> None:
     """Retrain a pruned model with the original loss (no L1 term)."""
     model, _ = load_checkpoint(pruned)
-    retrain_model(model, schedule, data, runtime, out, history_csv, work_dir)
+    if phase.freeze_earlier:
+        freeze_before(model, phase.layers[0])
+    retrain_model(model, phase.retrain, data, runtime, out, history_csv, work_dir)
 
 
 def kdet(final: Path, k: int, schedule: TrainConfig, data: DataConfig, runtime: RuntimeConfig, out: Path,
