@@ -87,5 +87,5 @@ def test_exp_run_with_new_grid_skips_pretrain(repo):
     # Targeting phase 1's evaluation keeps the test short; the whole graph behaves the same.
     out = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "threshold.grid=[0.2,0.6]",
                "evaluate_phase@phase1"], repo)
-    assert "Running stage 'threshold_search@phase1'" in out and "Running stage 'retrain@phase1'" in out
+    assert "Running stage 'threshold_search@phase1'" in out and "Running stage 'select@phase1'" in out
     assert "Running stage 'pretrain'" not in out and "Running stage 'l1_finetune@phase1'" not in out
