@@ -49,6 +49,8 @@ def cpu_latency_ms(model: nn.Module, image_size: int, threads: int = 2, warmup: 
 
 def cost_metrics(model: nn.Module, checkpoint: Path, image_size: int, latency_runs: int,
                  threads: int = 2) -> dict[str, float]:
+    """Costs are measured on the CPU, so they compare across runs trained on any device."""
+    model = model.cpu()
     return {
         "params": count_parameters(model),
         "gflops": round(count_gflops(model, image_size), 4),

@@ -1,0 +1,47 @@
+"""The `device: auto`/`cuda` path: bf16 training and evaluation on a GPU (skipped without one)."""
+
+import json
+
+import pytest
+import torch
+from conftest import CLASSES
+
+from mlprune.checkpoint import save_checkpoint
+from mlprune.data.dataset import DetectionDataset
+from mlprune.data.splits import DataConfig
+from mlprune.data.transforms import build_train_transform
+from mlprune.data.voc import read_split
+from mlprune.evaluation.report import EvalConfig, evaluate_checkpoint
+from mlprune.models.arch import build_spec
+from mlprune.models.ssd import build_model
+from mlprune.runtime import RuntimeConfig
+from mlprune.train import TrainConfig, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, batch_norm=True))
+
+
+def test_training_on_cuda_uses_bf16_and_moves_weights(tiny_voc, tmp_path):
+    model = tiny_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dataset = DetectionDataset(read_split(tiny_voc, "trainval", CLASSES), build_train_transform(["flip"]))
+    history = train(model, dataset, TrainConfig(epochs=1, batch_size=4, warmup_iters=0), device=torch.device("cuda"),
+                    seed=0, work_dir=tmp_path / "work")
+    assert torch.isfinite(torch.tensor(history[-1]["loss"]))
+    assert next(model.parameters()).device.type == "cuda"
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v.cpu(), before[k])]
+    assert changed
+
+
+def test_evaluate_on_cuda_reports_cpu_costs(tiny_voc, tmp_path):
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, tiny_model())
+    metrics = evaluate_checkpoint(checkpoint, DataConfig(root=str(tiny_voc), classes=CLASSES),
+                                  EvalConfig(batch_size=4, latency_runs=2), RuntimeConfig(device="cuda"),
+                                  tmp_path / "eval.json", tmp_path / "results")
+    assert json.loads((tmp_path / "eval.json").read_text())["params"] == metrics["params"] > 0
+    assert metrics["cpu_latency_ms"] > 0 and metrics["gflops"] > 0
