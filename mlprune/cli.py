@@ -6,6 +6,7 @@ import typer
 
 from mlprune.stage_runner import report_errors
 from stages import (
+    check_data,
     data,
     evaluate,
     kdet,
@@ -21,7 +22,7 @@ from stages import (
 STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
-    "kdet": kdet, "report": report,
+    "kdet": kdet, "report": report, "check-data": check_data,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

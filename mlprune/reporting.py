@@ -8,7 +8,14 @@ from pathlib import Path
 
 from mlprune.errors import MlpruneError
 
-COLUMNS = ("params", "map_voc07", "map_area", "gflops", "size_mb", "cpu_latency_ms")
+SCORES = ("map_voc07", "map_area", "top1")  # a detector has the first two, a classifier the last
+COSTS = ("params", "gflops", "size_mb", "cpu_latency_ms")
+
+
+def columns(metrics: dict) -> dict:
+    """Params, the task's scores and the costs of one metrics file."""
+    return {"params": metrics["params"], **{s: metrics[s] for s in SCORES if s in metrics},
+            **{c: metrics[c] for c in COSTS[1:]}}
 
 
 def read_metrics(path: Path) -> dict:
@@ -24,10 +31,9 @@ def summary_rows(metrics_files: dict[str, Path]) -> list[dict]:
     """One row per model (pretrain, phase1, ...): its params, scores and cost."""
     rows = []
     for name, path in metrics_files.items():
-        metrics = read_metrics(path)
-        rows.append({"model": name, **{c: metrics[c] for c in COLUMNS}})
+        rows.append({"model": name, **columns(read_metrics(path))})
     return rows
 
 
 def kdet_rows(metrics_dir: Path, ks: Sequence[int]) -> list[dict]:
-    return [{"k": k, **{c: read_metrics(metrics_dir / f"k{k}" / "eval.json")[c] for c in COLUMNS}} for k in ks]
+    return [{"k": k, **columns(read_metrics(metrics_dir / f"k{k}" / "eval.json"))} for k in ks]

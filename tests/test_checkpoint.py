@@ -4,7 +4,7 @@ import torch
 from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.errors import CheckpointError
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model
+from mlprune.models.build import build_model
 
 
 @pytest.fixture

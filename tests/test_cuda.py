@@ -13,7 +13,7 @@ from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
 from mlprune.evaluation.report import EvalConfig, evaluate_checkpoint
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model
+from mlprune.models.build import build_model
 from mlprune.runtime import RuntimeConfig
 from mlprune.train import TrainConfig, train
 

@@ -3,7 +3,7 @@ import torch
 
 from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model
+from mlprune.models.build import build_model
 from mlprune.pruning.phases import PAPER_PHASES, check_phase_chain, parse_phases, phase_layers
 from mlprune.pruning.selection import SelectionRule, select_filters
 from mlprune.pruning.sparsity import apply_threshold, conv_weights

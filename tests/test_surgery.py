@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mlprune.errors import MlpruneError
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model, count_parameters
+from mlprune.models.build import build_model, count_parameters
 from mlprune.pruning.surgery import keep_sources, prune_filters
 
 SIZE = 300

@@ -3,7 +3,7 @@ import torch
 
 from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model
+from mlprune.models.build import build_model
 from mlprune.pruning.sparsity import apply_threshold, count_nonzero, sparsity
 from mlprune.pruning.threshold import (
     NoThresholdWithinTolerance,

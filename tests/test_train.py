@@ -8,7 +8,7 @@ from mlprune.data.dataset import DetectionDataset
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
 from mlprune.models.arch import build_spec
-from mlprune.models.ssd import build_model
+from mlprune.models.build import build_model
 from mlprune.train import TrainConfig, lr_factor, train
 
 CONFIG = TrainConfig(epochs=2, batch_size=4, warmup_iters=1, lr=1e-3)

@@ -1,1 +1,2 @@
-"""Datasets: the synthetic VOC generator, the VOC reader, the in-memory dataset and transforms."""
+"""Datasets: the synthetic generators (VOC detection, classification crops), the readers (VOC,
+VOCdevkit, GTSDB, CIFAR-10, GTSRB), the in-memory dataset, transforms and `check-data`."""

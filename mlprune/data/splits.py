@@ -1,7 +1,9 @@
 """The `data` section of params.yaml and the datasets every stage reads from it.
 
-trainval is split once, deterministically, into train and a validation split (used by
-threshold search); the test split is only ever used for the final evaluation.
+The train split is divided once, deterministically, into train and a validation split
+(used by threshold search); the test split is only ever used for the final evaluation.
+`format` names the on-disk layout of `root`; detection formats give `DetectionDataset`s,
+classification formats `ClassificationDataset`s.
 """
 
 from __future__ import annotations
@@ -9,46 +11,89 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from mlprune.config import require
+from mlprune.data.cifar import read_cifar10
+from mlprune.data.classification import ClassificationDataset
 from mlprune.data.dataset import DetectionDataset
+from mlprune.data.gtsdb import read_gtsdb
+from mlprune.data.gtsrb import read_gtsrb
+from mlprune.data.labeled import LabeledImages
 from mlprune.data.transforms import build_eval_transform, build_train_transform
 from mlprune.data.voc import Annotation, read_split, split_validation
+from mlprune.data.voc_devkit import read_devkit
+from mlprune.errors import ConfigError
+
+DETECTION_FORMATS = ("voc", "voc-devkit", "gtsdb")
+CLASSIFICATION_FORMATS = ("cifar10", "gtsrb")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     root: str
     classes: list[str]
-    train_split: str = "trainval"
+    format: str = "voc"  # voc | voc-devkit | gtsdb (detection); cifar10 | gtsrb (classification)
+    train_split: str = "trainval"  # voc-devkit: years joined by '+', e.g. 2007/trainval+2012/trainval
     test_split: str = "test"
     val_fraction: float = 0.1
+    image_size: int = 32  # classification: gtsrb images are resized to this square
 
     def __post_init__(self) -> None:
+        formats = DETECTION_FORMATS + CLASSIFICATION_FORMATS
+        require(self.format in formats, "format", f"must be one of {formats}, got {self.format!r}")
         require(len(self.classes) >= 1, "classes", "needs at least one class")
         require(len(set(self.classes)) == len(self.classes), "classes", "has duplicates")
         require(0 < self.val_fraction < 1, "val_fraction", f"must be in (0, 1), got {self.val_fraction}")
 
     @property
-    def num_classes(self) -> int:
-        """Classes + background, as torchvision's detectors count them."""
-        return len(self.classes) + 1
+    def task(self) -> str:
+        return "classification" if self.format in CLASSIFICATION_FORMATS else "detection"
 
 
-def train_val_annotations(config: DataConfig, seed: int) -> tuple[list[Annotation], list[Annotation]]:
-    annotations = read_split(Path(config.root), config.train_split, config.classes)
-    return split_validation(annotations, config.val_fraction, seed)
+def read_annotations(config: DataConfig, split: str) -> list[Annotation]:
+    root = Path(config.root)
+    if config.format == "voc-devkit":
+        parts = [tuple(part.split("/", 1)) for part in split.split("+")]
+        if any(len(part) != 2 for part in parts):
+            raise ConfigError(f"data: voc-devkit splits look like 2007/trainval+2012/trainval, got {split!r}")
+        return read_devkit(root, parts, config.classes)
+    if config.format == "gtsdb":
+        return read_gtsdb(root, split, config.classes)
+    return read_split(root, split, config.classes)
 
 
-def train_dataset(config: DataConfig, seed: int, augment: list[str]) -> DetectionDataset:
-    train, _ = train_val_annotations(config, seed)
+def read_labeled(config: DataConfig, split: str) -> LabeledImages:
+    """A classification split; its class names must be the ones params.yaml lists."""
+    root = Path(config.root)
+    data = read_cifar10(root, split) if config.format == "cifar10" else read_gtsrb(root, split, config.image_size)
+    if list(data.classes) != list(config.classes):
+        raise ConfigError(f"data.classes: {root} has classes {list(data.classes)}, params.yaml lists "
+                          f"{list(config.classes)}")
+    return data
+
+
+def train_dataset(config: DataConfig, seed: int, augment: list[str]) -> torch.utils.data.Dataset:
+    if config.task == "classification":
+        data = read_labeled(config, config.train_split)
+        return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[0], augment)
+    train, _ = split_validation(read_annotations(config, config.train_split), config.val_fraction, seed)
     return DetectionDataset(train, build_train_transform(augment))
 
 
-def val_dataset(config: DataConfig, seed: int) -> DetectionDataset:
-    _, val = train_val_annotations(config, seed)
+def val_dataset(config: DataConfig, seed: int) -> torch.utils.data.Dataset:
+    if config.task == "classification":
+        data = read_labeled(config, config.train_split)
+        return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[1])
+    _, val = split_validation(read_annotations(config, config.train_split), config.val_fraction, seed)
     return DetectionDataset(val, build_eval_transform())
 
 
-def test_dataset(config: DataConfig) -> DetectionDataset:
-    annotations = read_split(Path(config.root), config.test_split, config.classes)
-    return DetectionDataset(annotations, build_eval_transform())
+def test_dataset(config: DataConfig) -> torch.utils.data.Dataset:
+    if config.task == "classification":
+        return ClassificationDataset(read_labeled(config, config.test_split))
+    return DetectionDataset(read_annotations(config, config.test_split), build_eval_transform())
+
+
+def _train_val_indices(n: int, config: DataConfig, seed: int) -> tuple[list[int], list[int]]:
+    return split_validation(range(n), config.val_fraction, seed)

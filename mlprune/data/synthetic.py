@@ -77,20 +77,21 @@ def _fit(points: list[tuple[float, float]], box: tuple[int, int, int, int]) -> l
     return [(x0 + (x - min(xs)) * sx, y0 + (y - min(ys)) * sy) for x, y in points]
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, obj: _Object, colour: tuple[int, int, int]) -> None:
-    box = obj.box
-    if obj.shape == "circle":
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int],
+               colour: tuple[int, int, int]) -> None:
+    """Fill `shape` so that its extents are `box` (inclusive pixels x0, y0, x1, y1)."""
+    if shape == "circle":
         draw.ellipse(box, fill=colour)
-    elif obj.shape == "ring":
+    elif shape == "ring":
         thickness = max(2, round(0.2 * min(box[2] - box[0], box[3] - box[1])))
         draw.ellipse(box, outline=colour, width=thickness)
-    elif obj.shape == "square":
+    elif shape == "square":
         draw.rectangle(box, fill=colour)
     else:
-        draw.polygon(_fit(_POLYGONS[obj.shape], box), fill=colour)
+        draw.polygon(_fit(_POLYGONS[shape], box), fill=colour)
 
 
-def _background(rng: np.random.Generator, size: int) -> Image.Image:
+def background(rng: np.random.Generator, size: int) -> Image.Image:
     """A linear gradient between two random colours, in a random direction."""
     start, end = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     angle = rng.uniform(0, 2 * math.pi)
@@ -105,7 +106,7 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
                                for a, b in zip(start, end, strict=True)])
 
 
-def _clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
+def clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, size: int) -> None:
     """Thin lines and small irregular blobs: texture that is none of the shapes."""
     for _ in range(rng.integers(3, 10)):
         points = [tuple(p) for p in rng.uniform(0, size, (int(rng.integers(2, 4)), 2)).tolist()]
@@ -143,7 +144,7 @@ def _place(rng: np.random.Generator, shape: str, size: int,
     return None
 
 
-def _colour(rng: np.random.Generator, under: np.ndarray) -> tuple[int, int, int]:
+def contrasting_colour(rng: np.random.Generator, under: np.ndarray) -> tuple[int, int, int]:
     """A random colour that stands out from the mean colour of the region it covers."""
     mean = under.reshape(-1, 3).mean(axis=0)
     best, best_dist = (0, 0, 0), -1.0
@@ -160,16 +161,17 @@ def _colour(rng: np.random.Generator, under: np.ndarray) -> tuple[int, int, int]
 def _render(classes: list[str], size: int, rng: np.random.Generator,
             noise: np.ndarray) -> tuple[Image.Image, list[_Object]]:
     """One image and its objects, drawn in order (later objects occlude earlier ones)."""
-    image = _background(rng, size)
+    image = background(rng, size)
     draw = ImageDraw.Draw(image)
-    _clutter(draw, rng, size)
+    clutter(draw, rng, size)
     placed: list[_Object] = []
     for _ in range(rng.integers(1, 5)):
         obj = _place(rng, classes[int(rng.integers(len(classes)))], size, placed)
         if obj is None:
             continue
         x0, y0, x1, y1 = obj.box
-        _draw_shape(draw, obj, _colour(rng, np.asarray(image.crop((x0, y0, x1 + 1, y1 + 1)))))
+        colour = contrasting_colour(rng, np.asarray(image.crop((x0, y0, x1 + 1, y1 + 1))))
+        draw_shape(draw, obj.shape, obj.box, colour)
         placed.append(obj)
     oy, ox = rng.integers(0, noise.shape[0] - size + 1, 2)
     pixels = np.asarray(image).astype(np.int16) + noise[oy:oy + size, ox:ox + size]

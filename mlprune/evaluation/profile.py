@@ -10,26 +10,30 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mlprune.models.ssd import count_parameters
+from mlprune.models.build import count_parameters
 
 
 def count_gflops(model: nn.Module, image_size: int) -> float:
     """GFLOPs of one forward pass of backbone + heads at batch 1 (1 MAC = 2 FLOPs).
 
-    Box decoding and NMS are left out: they depend on the image's content.
+    A detector's box decoding and NMS are left out: they depend on the image's content.
     """
     x = torch.zeros(1, 3, image_size, image_size)
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.head(list(model.backbone(x).values()))
+        if hasattr(model, "head"):
+            model.head(list(model.backbone(x).values()))
+        else:
+            model(x)
     model.train(was_training)
     return counter.get_total_flops() / 1e9
 
 
 @torch.no_grad()
 def cpu_latency_ms(model: nn.Module, image_size: int, threads: int = 2, warmup: int = 3, runs: int = 20) -> float:
-    """Median wall time of a full detection (resize, backbone, heads, NMS) at batch 1 on CPU."""
+    """Median wall time of one full prediction at batch 1 on CPU (a detector's: resize, backbone,
+    heads, NMS)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     model = model.cpu().eval()

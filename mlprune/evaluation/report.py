@@ -12,9 +12,8 @@ from mlprune.atomic import write_json
 from mlprune.checkpoint import load_checkpoint
 from mlprune.config import require
 from mlprune.data.splits import DataConfig, test_dataset
-from mlprune.evaluation.predict import ground_truth, predict
 from mlprune.evaluation.profile import cost_metrics
-from mlprune.evaluation.voc_ap import evaluate_voc, write_voc_results
+from mlprune.evaluation.tasks import task_for
 from mlprune.runtime import RuntimeConfig, setup
 
 
@@ -33,32 +32,25 @@ class EvalConfig:
 
 def evaluate_checkpoint(checkpoint: Path, data: DataConfig, config: EvalConfig, runtime: RuntimeConfig,
                         metrics_out: Path, results_dir: Path, baseline: Path | None = None) -> dict:
-    """Score `checkpoint` on the test split; write metrics JSON and devkit-format detections.
+    """Score `checkpoint` on the test split; write metrics JSON and the raw results.
 
     With `baseline` (the pretrained model's metrics JSON), also report compression_x and
     flops_reduction against it.
     """
     device = setup(runtime)
     model, _ = load_checkpoint(checkpoint)
-    dataset = test_dataset(data)
-    detections = predict(model, dataset, device, config.batch_size)
-    scores = evaluate_voc(detections, ground_truth(dataset.annotations), data.classes).to_metrics()
-    write_voc_results(results_dir, detections, data.classes)
+    task = task_for(data, model.spec)
+    scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, model.spec.image_size, config.latency_runs, config.latency_threads)
-    metrics = {"map_voc07": scores["map_voc07"], "map_area": scores["map_area"], **cost}
+    headline = {k: v for k, v in scores.items() if not isinstance(v, dict)}
+    metrics = {**headline, **cost}
     if baseline is not None:
         metrics.update(relative_cost(cost, json.loads(Path(baseline).read_text())))
-    metrics.update(ap_voc07=scores["ap_voc07"], ap_area=scores["ap_area"])
+    metrics.update({k: v for k, v in scores.items() if isinstance(v, dict)})
     write_json(metrics_out, metrics)
-    tqdm.write(f"{checkpoint}: mAP(VOC07) {metrics['map_voc07']:.4f}, {metrics['params']:,} params, "
+    tqdm.write(f"{checkpoint}: {task.score_name} {metrics[task.score_name]:.4f}, {metrics['params']:,} params, "
                f"{metrics['gflops']} GFLOPs, {metrics['cpu_latency_ms']} ms")
     return metrics
-
-
-def validation_map(model, dataset, classes, device, batch_size: int) -> float:
-    """VOC07 mAP of `model` on `dataset`: the score that threshold search compares."""
-    detections = predict(model, dataset, device, batch_size, desc="validate")
-    return evaluate_voc(detections, ground_truth(dataset.annotations), classes).map_voc07
 
 
 def relative_cost(cost: dict, baseline: dict) -> dict[str, float]:

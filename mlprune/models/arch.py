@@ -1,4 +1,4 @@
-"""Architecture specs: the paper's VGG16-SSD layer tables and the JSON channel spec.
+"""Architecture specs: the paper's VGG16-SSD and VGG16 layer tables and the JSON channel spec.
 
 A model is fully described by an `ArchSpec` (layer widths by paper name, classes,
 input size, number of detection sources, BatchNorm or not). Checkpoints store it as
@@ -77,14 +77,31 @@ SSD512_CONVS = _VGG + (
 )
 
 
+# VGG16 for 32x32 classification (CIFAR-10, GTSRB): the 13 convs with BN, a max-pool after
+# blocks 1-4 (32 -> 2), a global average pool, then one linear classifier: the variant
+# pruning papers use (network slimming, Liu et al. 2017).
+VGG16_CLASSIFIER_CONVS = tuple(
+    ConvDef(c.name, c.channels, pool_after=_POOL if c.name in ("conv1_2", "conv2_2", "conv3_3", "conv4_3") else None)
+    for c in _VGG[:13]
+)
+
+DETECTION, CLASSIFICATION = "detection", "classification"
+
+
 @dataclass(frozen=True)
 class ModelFamily:
-    """The constants of one SSD variant (the paper's, from the original SSD)."""
+    """The constants of one architecture: an SSD variant (from the original SSD) or VGG16."""
 
     convs: tuple[ConvDef, ...]
-    sources: tuple[str, ...]
-    boxes: DefaultBoxes
     image_size: int
+    task: str = DETECTION
+    sources: tuple[str, ...] = ()  # detection sources, in order
+    boxes: DefaultBoxes | None = None
+
+    @property
+    def extra_classes(self) -> int:
+        """Outputs beyond the dataset's classes: the detector's background class."""
+        return 1 if self.task == DETECTION else 0
 
 
 FAMILIES: dict[str, ModelFamily] = {
@@ -108,6 +125,7 @@ FAMILIES: dict[str, ModelFamily] = {
         ),
         image_size=512,
     ),
+    "vgg16": ModelFamily(convs=VGG16_CLASSIFIER_CONVS, image_size=32, task=CLASSIFICATION),
 }
 
 
@@ -135,7 +153,7 @@ class ArchSpec:
     """
 
     model: str
-    num_classes: int  # including background
+    num_classes: int  # outputs: a detector's include background
     widths: dict[str, int] = field(default_factory=dict)
     batch_norm: bool = False
     num_sources: int | None = None
@@ -144,13 +162,13 @@ class ArchSpec:
     def __post_init__(self) -> None:
         fam = family(self.model)
         k = self.num_sources if self.num_sources is not None else len(fam.sources)
-        if not 1 <= k <= len(fam.sources):
+        if fam.task == DETECTION and not 1 <= k <= len(fam.sources):
             raise ConfigError(f"num_sources: must be in 1..{len(fam.sources)}, got {k}")
         object.__setattr__(self, "num_sources", k)
         if self.image_size is None:
             object.__setattr__(self, "image_size", fam.image_size)
         if self.num_classes < 2:
-            raise ConfigError(f"num_classes: needs background + at least one class, got {self.num_classes}")
+            raise ConfigError(f"num_classes: needs at least two outputs, got {self.num_classes}")
         expected = [c.name for c in self.convs]
         if list(self.widths) != expected:
             missing = sorted(set(expected) - set(self.widths))
@@ -170,10 +188,24 @@ class ArchSpec:
         return self.family.sources[: self.num_sources]
 
     @property
+    def task(self) -> str:
+        return self.family.task
+
+    @property
     def convs(self) -> tuple[ConvDef, ...]:
-        """The backbone convs up to the last kept detection source."""
+        """The backbone convs (of a detector: up to the last kept detection source)."""
+        if not self.sources:
+            return self.family.convs
         names = [c.name for c in self.family.convs]
         return self.family.convs[: names.index(self.sources[-1]) + 1]
+
+    def heads_of(self, layer: str) -> list[str]:
+        """The non-backbone layers that read `layer`: its loc/conf heads, or the classifier."""
+        if layer in self.sources:
+            return [f"{layer}_loc", f"{layer}_conf"]
+        if self.task == CLASSIFICATION and layer == self.convs[-1].name:
+            return ["classifier"]
+        return []
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -195,10 +227,10 @@ def build_spec(model: str, num_classes: int, width: float = 1.0, batch_norm: boo
         if unknown:
             raise ConfigError(f"model.widths: {model} has no layer(s) {unknown}")
         full.update(widths)
-    k = num_sources or len(family(model).sources)
-    last = family(model).sources[k - 1]
+    sources = family(model).sources
+    k = num_sources or len(sources)
     names = list(full)
-    kept = names[: names.index(last) + 1]
+    kept = names[: names.index(sources[k - 1]) + 1] if sources else names
     return ArchSpec(model=model, num_classes=num_classes, widths={n: full[n] for n in kept},
                     batch_norm=batch_norm, num_sources=k)
 
@@ -217,5 +249,6 @@ class ModelConfig:
         if not self.width > 0:
             raise ConfigError(f"model.width: must be > 0, got {self.width}")
 
-    def to_spec(self, num_classes: int) -> ArchSpec:
-        return build_spec(self.name, num_classes, self.width, self.batch_norm, widths=self.widths)
+    def to_spec(self, dataset_classes: int) -> ArchSpec:
+        outputs = dataset_classes + family(self.name).extra_classes
+        return build_spec(self.name, outputs, self.width, self.batch_norm, widths=self.widths)

@@ -2,12 +2,12 @@
 
 A phase is a run of consecutive backbone convs (paper names). Its first layer is shared
 with the previous phase. Within a phase:
-- penalised / thresholded: the convs of the phase and the loc/conf heads of every
-  detection source in it;
+- penalised / thresholded: the convs of the phase and their heads: the loc/conf heads
+  of every detection source in it, or a classifier's linear layer after its last conv;
 - selected: every layer but the last (which only loses input channels, and has its own
   filters selected in the next phase), except the network's last conv, whose only
   consumers are its heads;
-- consumers of a layer: the next backbone conv plus its heads if it is a source.
+- consumers of a layer: the next backbone conv plus its heads.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ PAPER_PHASES: dict[str, list[list[str]]] = {
     ],
 }
 PAPER_PHASES["ssd512"] = PAPER_PHASES["ssd300"][:3] + [PAPER_PHASES["ssd300"][3] + ["conv12_1", "conv12_2"]]
+# The paper gives no VGG16 phases; ours follow its blocks, four phases like SSD's.
+PAPER_PHASES["vgg16"] = [
+    ["conv1_1", "conv1_2", "conv2_1", "conv2_2"],
+    ["conv2_2", "conv3_1", "conv3_2", "conv3_3"],
+    ["conv3_3", "conv4_1", "conv4_2", "conv4_3"],
+    ["conv4_3", "conv5_1", "conv5_2", "conv5_3"],
+]
 
 
 @dataclass(frozen=True)
@@ -110,17 +117,11 @@ def phase_layers(spec: ArchSpec, layers: Sequence[str]) -> PhaseLayers:
         raise ConfigError(f"phase layers {missing} are not in the model (it ends at {order[-1]})")
     last_conv = order[-1]
     selected = list(layers[:-1]) + ([layers[-1]] if layers[-1] == last_conv else [])
-    consumers = {name: tuple(_consumers(name, order, spec.sources)) for name in layers}
-    heads = [h for name in layers if name in spec.sources for h in (f"{name}_loc", f"{name}_conf")]
+    consumers = {name: tuple(order[order.index(name) + 1: order.index(name) + 2] + spec.heads_of(name))
+                 for name in layers}
+    heads = [h for name in layers for h in spec.heads_of(name)]
     return PhaseLayers(layers=tuple(layers), selected=tuple(selected), penalised=tuple(layers) + tuple(heads),
                        consumers=consumers)
-
-
-def _consumers(name: str, order: list[str], sources: Sequence[str]) -> list[str]:
-    i = order.index(name)
-    nxt = order[i + 1: i + 2]
-    heads = [f"{name}_loc", f"{name}_conf"] if name in sources else []
-    return nxt + heads
 
 
 def parse_phase(data: dict, model: str, name: str) -> PhaseConfig:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from mlprune.models.ssd import named_convs
+from mlprune.models.build import named_convs
 
 
 def conv_weights(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Tensor]:

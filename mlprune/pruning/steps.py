@@ -16,8 +16,8 @@ from mlprune.atomic import atomic_path, write_csv, write_json
 from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.config import require
 from mlprune.data.splits import DataConfig, train_dataset, val_dataset
-from mlprune.evaluation.report import validation_map
-from mlprune.models.ssd import freeze_before
+from mlprune.evaluation.tasks import task_for
+from mlprune.models.build import freeze_before
 from mlprune.pruning.phases import PhaseConfig, phase_layers
 from mlprune.pruning.selection import load_selection, select_filters, selection_to_json
 from mlprune.pruning.sparsity import (
@@ -43,7 +43,7 @@ class KdetConfig:
     retrain: TrainConfig
 
     def __post_init__(self) -> None:
-        require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "ks", f"needs ks >= 1, got {self.ks}")
+        require(all(k >= 1 for k in self.ks), "ks", f"needs ks >= 1, got {self.ks}")  # [] for a classifier
 
 
 def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: RuntimeConfig,
@@ -78,12 +78,13 @@ def threshold_search(l1_model: Path, phase: PhaseConfig, config: ThresholdConfig
     model, _ = load_checkpoint(l1_model)
     roles = phase_layers(model.spec, phase.layers)
     dataset = val_dataset(data, runtime.seed)
+    task = task_for(data, model.spec)
 
     def score(m):
-        return validation_map(m, dataset, data.classes, device, batch_size)
+        return task.validation_score(m, dataset, data.classes, device, batch_size)
 
     reference = score(model)
-    tqdm.write(f"threshold search: L1 model validation mAP {reference:.4f}")
+    tqdm.write(f"threshold search: L1 model validation {task.score_name} {reference:.4f}")
     rows = sweep_thresholds(model, roles.penalised, config, score)
     write_csv(sweep_csv, rows)  # written before choosing, so a failed search can be inspected
     chosen = choose_threshold(rows, reference, phase.tolerance)

@@ -1,11 +1,12 @@
-"""Surgery: rebuild a dense, smaller detector without the selected filters.
+"""Surgery: rebuild a dense, smaller detector or classifier without the selected filters.
 
 Works on the model's own channel spec: the pruned model is built from the spec with
 the new widths, and every tensor is copied sliced by the kept indices of its producer
 (input channels) and of its own layer (output channels). Consumers of a conv are the
-next conv, the loc/conf heads if it is a detection source, and for conv4_3 the L2Norm
-scale. A removed filter's bias goes with it: its constant output relu(b) is dropped, the
-same as masking the channel to zero, which is what the equivalence test checks.
+next conv, the loc/conf heads if it is a detection source, for conv4_3 the L2Norm
+scale, and for a classifier's last conv the input columns of its linear layer. A
+removed filter's bias goes with it: its constant output relu(b) is dropped, the same as
+masking the channel to zero, which is what the equivalence test checks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from mlprune.errors import MlpruneError
-from mlprune.models.ssd import build_model
+from mlprune.models.build import rebuild
 
 
 def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
@@ -25,8 +26,7 @@ def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Mod
     for layer, indices in kept.items():
         _check_indices(layer, indices, spec.widths)
     widths = {name: len(kept.get(name, range(w))) for name, w in spec.widths.items()}
-    pruned = build_model(spec.replace(widths=widths), model.score_thresh, model.nms_thresh,
-                         model.detections_per_img)
+    pruned = rebuild(model, spec.replace(widths=widths))
     out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
     state = model.state_dict()
     new_state = {key: _slice(key, value, spec, out_index) for key, value in state.items()}
@@ -42,7 +42,7 @@ def keep_sources(model: nn.Module, k: int) -> nn.Module:
     last_source = old.family.sources[k - 1]
     names = list(old.widths)[: list(old.widths).index(last_source) + 1]
     spec = old.replace(num_sources=k, widths={name: old.widths[name] for name in names})
-    cut = build_model(spec, model.score_thresh, model.nms_thresh, model.detections_per_img)
+    cut = rebuild(model, spec)
     wanted = cut.state_dict()
     cut.load_state_dict({key: value for key, value in model.state_dict().items() if key in wanted})
     return cut.train(model.training)
@@ -72,6 +72,8 @@ def _slice(key: str, value: torch.Tensor, spec, out_index: Mapping[str, torch.Te
     if parts[0] == "head" and parts[-1] == "weight":
         source = spec.sources[int(parts[-2])]  # head.<kind>_head.module_list.<i>.weight
         return _take(value, 1, out_index.get(source))
+    if key == "classifier.weight":
+        return _take(value, 1, out_index.get(spec.convs[-1].name))
     return value
 
 

@@ -1,0 +1,77 @@
+"""The task interface: what the pipeline's stages need to know about detection vs classification.
+
+Every stage is written once against `Task`: it asks the task for the score that
+threshold search compares on the validation split, and for the test metrics the
+evaluate stage writes. Datasets come from `mlprune.data.splits`, by `data.format`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mlprune.atomic import atomic_path
+from mlprune.data.splits import DataConfig
+from mlprune.errors import ConfigError
+from mlprune.evaluation.accuracy import per_class_accuracy, predict_labels, top1
+from mlprune.evaluation.predict import ground_truth, predict
+from mlprune.evaluation.voc_ap import evaluate_voc, write_voc_results
+from mlprune.models.arch import ArchSpec
+
+Dataset = torch.utils.data.Dataset
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    score_name: str  # the metric threshold search and the summaries compare
+    validation_score: Callable[[nn.Module, Dataset, list[str], torch.device, int], float]
+    test_metrics: Callable[[nn.Module, Dataset, list[str], torch.device, int, Path], dict]
+
+
+def _map_score(model, dataset, classes, device, batch_size) -> float:
+    detections = predict(model, dataset, device, batch_size, desc="validate")
+    return evaluate_voc(detections, ground_truth(dataset.annotations), classes).map_voc07
+
+
+def _detection_metrics(model, dataset, classes, device, batch_size, results_dir) -> dict:
+    """VOC07 11-point mAP, area mAP and per-class APs; comp4 result files in `results_dir`."""
+    detections = predict(model, dataset, device, batch_size)
+    scores = evaluate_voc(detections, ground_truth(dataset.annotations), classes).to_metrics()
+    write_voc_results(results_dir, detections, classes)
+    return scores
+
+
+def _top1_score(model, dataset, classes, device, batch_size) -> float:
+    return top1(predict_labels(model, dataset, device, batch_size, desc="validate"), dataset.labels)
+
+
+def _classification_metrics(model, dataset, classes, device, batch_size, results_dir) -> dict:
+    """Top-1 and per-class accuracy; every test prediction in `results_dir`/predictions.csv."""
+    predicted = predict_labels(model, dataset, device, batch_size)
+    with atomic_path(results_dir) as tmp:
+        tmp.mkdir()
+        with open(tmp / "predictions.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "label", "predicted"])
+            writer.writerows(zip(range(len(predicted)), dataset.labels.tolist(), predicted.tolist(), strict=True))
+    return {"top1": top1(predicted, dataset.labels),
+            "acc_per_class": per_class_accuracy(predicted, dataset.labels, classes)}
+
+
+DETECTION = Task("detection", "map_voc07", _map_score, _detection_metrics)
+CLASSIFICATION = Task("classification", "top1", _top1_score, _classification_metrics)
+TASKS = {task.name: task for task in (DETECTION, CLASSIFICATION)}
+
+
+def task_for(data: DataConfig, spec: ArchSpec | None = None) -> Task:
+    """The task of `data.format`, checked against the model's when one is given."""
+    if spec is not None and spec.task != data.task:
+        raise ConfigError(f"data.format: {data.format!r} is a {data.task} dataset but model "
+                          f"{spec.model!r} is a {spec.task} model")
+    return TASKS[data.task]
