@@ -1,4 +1,4 @@
-"""The `mlprune` command: one subcommand per pipeline stage (the code DVC runs)."""
+"""The `mlprune` command: one subcommand per pipeline stage (the code DVC runs), plus check-data and preset."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from stages import (
     evaluate,
     kdet,
     l1_finetune,
+    preset,
     pretrain,
     report,
     retrain,
@@ -22,7 +23,7 @@ from stages import (
 STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
-    "kdet": kdet, "report": report, "check-data": check_data,
+    "kdet": kdet, "report": report, "check-data": check_data, "preset": preset,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

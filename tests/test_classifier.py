@@ -16,9 +16,9 @@ def tiny_classifier(batch_norm=False):
     torch.manual_seed(0)
     model = build_model(build_spec("vgg16", 10, width=0.0625, batch_norm=batch_norm)).eval()
     if not batch_norm:
-        with torch.no_grad():  # non-zero biases: a removed filter's constant output must go with it
+        with torch.no_grad():  # negative biases: a removed filter outputs relu(b) = 0, like a masked one
             for conv in model.backbone.convs.values():
-                conv.bias.uniform_(-0.1, 0.1)
+                conv.bias.uniform_(-0.1, -0.01)
     return model
 
 
@@ -87,3 +87,14 @@ def test_pruned_classifier_equals_masked_classifier(kept):
         torch.testing.assert_close(pruned(X), masked(MODEL, kept)(X), rtol=1e-4, atol=1e-5)
     if "conv5_3" in kept:
         assert pruned.classifier.in_features == len(kept["conv5_3"])
+
+
+def test_zeroed_filters_of_the_last_conv_are_removed_without_changing_outputs():
+    model = tiny_classifier()
+    with torch.no_grad():  # two conv5_3 filters output the constant relu(0.3): the classifier's bias takes it
+        model.backbone.convs["conv5_3"].weight[[1, 3]] = 0
+        model.backbone.convs["conv5_3"].bias[[1, 3]] = 0.3
+    kept = [i for i in range(model.spec.widths["conv5_3"]) if i not in (1, 3)]
+    pruned = prune_filters(model, {"conv5_3": kept})
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(X), model(X), rtol=1e-4, atol=1e-5)

@@ -7,7 +7,9 @@ import torch
 from conftest import CLASSES
 
 from mlprune.checkpoint import save_checkpoint
+from mlprune.data.classification import ClassificationDataset
 from mlprune.data.dataset import DetectionDataset
+from mlprune.data.labeled import LabeledImages
 from mlprune.data.splits import DataConfig
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
@@ -45,3 +47,14 @@ def test_evaluate_on_cuda_reports_cpu_costs(tiny_voc, tmp_path):
                                   tmp_path / "eval.json", tmp_path / "results")
     assert json.loads((tmp_path / "eval.json").read_text())["params"] == metrics["params"] > 0
     assert metrics["cpu_latency_ms"] > 0 and metrics["gflops"] > 0
+
+
+def test_classifier_trains_on_cuda(tmp_path):
+    torch.manual_seed(0)
+    data = LabeledImages(torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8), torch.arange(16) % 5,
+                         ["a", "b", "c", "d", "e"])
+    model = build_model(build_spec("vgg16", 5, width=0.0625, batch_norm=True))
+    history = train(model, ClassificationDataset(data, augment=["crop", "flip"]),
+                    TrainConfig(epochs=1, batch_size=8, warmup_iters=0), device=torch.device("cuda"), seed=0,
+                    work_dir=tmp_path / "work")
+    assert torch.isfinite(torch.tensor(history[-1]["loss"]))

@@ -17,9 +17,9 @@ SIZE = 300
 def tiny_model(name="ssd300"):
     torch.manual_seed(0)
     model = build_model(build_spec(name, 3, width=0.0625)).eval()
-    with torch.no_grad():  # non-zero biases make "removed" and "masked" differ unless handled right
-        for conv in model.backbone.convs.values():
-            conv.bias.uniform_(-0.1, 0.1)
+    with torch.no_grad():  # non-zero biases make "removed" and "masked" differ unless handled right;
+        for conv in model.backbone.convs.values():  # negative: relu(b) = 0, nothing to fold
+            conv.bias.uniform_(-0.1, -0.01)
         model.backbone.conv4_3_norm.weight.uniform_(5, 25)
     return model
 
@@ -99,3 +99,16 @@ def test_keep_sources_cuts_later_layers_and_heads():
     # the first 3 sources' predictions are a prefix of the full model's
     n = actual["cls_logits"].shape[1]
     torch.testing.assert_close(actual["cls_logits"], expected["cls_logits"][:, :n])
+
+
+def test_constant_output_of_a_zeroed_filter_moves_into_its_consumer():
+    model = tiny_model()
+    with torch.no_grad():  # conv10_1 filters 0 and 2 output relu(0.5) everywhere
+        conv = model.backbone.convs["conv10_1"]
+        conv.weight[[0, 2]] = 0
+        conv.bias[[0, 2]] = 0.5
+    kept = [i for i in range(conv.out_channels) if i not in (0, 2)]
+    pruned = prune_filters(model, {"conv10_1": kept})  # conv10_2 (3x3, no padding) absorbs it exactly
+    expected, actual = head_outputs(model, X), head_outputs(pruned, X)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=1e-4, atol=1e-5)

@@ -4,20 +4,25 @@ Works on the model's own channel spec: the pruned model is built from the spec w
 the new widths, and every tensor is copied sliced by the kept indices of its producer
 (input channels) and of its own layer (output channels). Consumers of a conv are the
 next conv, the loc/conf heads if it is a detection source, for conv4_3 the L2Norm
-scale, and for a classifier's last conv the input columns of its linear layer. A
-removed filter's bias goes with it: its constant output relu(b) is dropped, the same as
-masking the channel to zero, which is what the equivalence test checks.
+scale, and for a classifier's last conv the input columns of its linear layer.
+
+A removed filter is one L1 drove (nearly) to zero, so what it still outputs is the
+constant relu(bias). Dropping that would shift every consumer, so before slicing the
+constant is folded into the consumers' biases (`fold_removed_outputs`). Apart from that,
+surgery equals masking the removed channels to zero, which is what the property test checks.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlprune.errors import MlpruneError
-from mlprune.models.build import rebuild
+from mlprune.models.build import named_convs, rebuild
 
 
 def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
@@ -28,10 +33,40 @@ def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Mod
     widths = {name: len(kept.get(name, range(w))) for name, w in spec.widths.items()}
     pruned = rebuild(model, spec.replace(widths=widths))
     out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
-    state = model.state_dict()
+    state = fold_removed_outputs(model, kept).state_dict()
     new_state = {key: _slice(key, value, spec, out_index) for key, value in state.items()}
     pruned.load_state_dict(new_state)
     return pruned.train(model.training)
+
+
+@torch.no_grad()
+def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
+    """A copy of `model` whose consumers absorb the constant output relu(b) of removed filters.
+
+    Exact for a removed filter with zero weights and a linear, 1x1 or unpadded consumer;
+    a padded 3x3 consumer differs on its zero-padded border. conv4_3's heads read it
+    through the L2Norm, which is not linear, so they are left as they are. Layers are
+    handled in network order, so a consumer's updated bias is what its own removed
+    filters pass on.
+    """
+    folded = copy.deepcopy(model)
+    spec, layers = folded.spec, named_convs(folded)
+    order = [c.name for c in spec.convs]
+    for layer in sorted(kept, key=order.index):
+        removed = sorted(set(range(spec.widths[layer])) - set(kept[layer]))
+        if layers[layer].bias is None or not removed:
+            continue
+        constant = F.relu(layers[layer].bias[removed])
+        for consumer in _consumers(layer, spec, order):
+            module = layers[consumer]
+            weight = module.weight[:, removed]
+            module.bias += weight.reshape(weight.shape[0], len(removed), -1).sum(-1) @ constant
+    return folded
+
+
+def _consumers(layer: str, spec, order: list[str]) -> list[str]:
+    nxt = order[order.index(layer) + 1: order.index(layer) + 2]
+    return nxt + ([] if layer == "conv4_3" else spec.heads_of(layer))
 
 
 def keep_sources(model: nn.Module, k: int) -> nn.Module:
