@@ -23,8 +23,11 @@ def report_errors(main: Callable) -> Callable:
         try:
             return main(*args, **kwargs)
         except MlpruneError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise typer.Exit(EXIT_USER_ERROR) from None
+            message = str(err)
+        # Printed once the exception is gone: its traceback kept the failed loop's progress
+        # bar open, and that bar clears its line only when released, so the error gets its own line.
+        print(f"error: {message}", file=sys.stderr)
+        raise typer.Exit(EXIT_USER_ERROR)
 
     return wrapped
 

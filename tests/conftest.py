@@ -1,8 +1,12 @@
 from pathlib import Path
 
 import pytest
+import torch
+from pipeline_helpers import commit, dvc, make_repo, run
 
 from mlprune.data.synthetic import generate_voc_dataset
+from mlprune.models.arch import build_spec
+from mlprune.models.build import build_model
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]
 
@@ -13,3 +17,21 @@ def tiny_voc(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "voc"
     generate_voc_dataset(root, CLASSES, n_trainval=8, n_test=4, image_size=96, seed=3)
     return root
+
+
+@pytest.fixture
+def tiny_detector() -> torch.nn.Module:
+    """A randomly initialised SSD300 at 1/16 width for the classes of tiny_voc."""
+    torch.manual_seed(0)
+    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """A git repository where `dvc repro` of the tiny pipeline ran once, from an empty
+    cache and uninterrupted; its results are in the last commit (tests may change the
+    workspace afterwards)."""
+    repo = make_repo(tmp_path_factory.mktemp("pipeline"))
+    run(dvc("repro"), repo)
+    commit(repo, "tiny pipeline, uninterrupted")
+    return repo

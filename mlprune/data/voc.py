@@ -7,6 +7,7 @@ the offending file, so a user can fix their own data without reading a traceback
 
 from __future__ import annotations
 
+import math
 import random
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -19,6 +20,7 @@ import torch
 from mlprune.errors import DataError
 
 _BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+MAX_SIDE = 65535  # the largest width or height a JPEG can have
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: field-wise == on tensors would be ambiguous
@@ -85,9 +87,12 @@ def _number(node: ET.Element, tag: str, xml_path: Path, where: str) -> float:
     if text is None or not text.strip():
         raise DataError(f"{xml_path}: {where} is missing <{tag}>")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise DataError(f"{xml_path}: {where} <{tag}> is not a number: {text.strip()!r}") from None
+    if not math.isfinite(value):
+        raise DataError(f"{xml_path}: {where} <{tag}> is not a finite number: {text.strip()!r}")
+    return value
 
 
 def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
@@ -95,8 +100,8 @@ def _size(root: ET.Element, xml_path: Path) -> tuple[int, int]:
     if size is None:
         raise DataError(f"{xml_path}: missing <size>")
     width, height = (_number(size, tag, xml_path, "<size>") for tag in ("width", "height"))
-    if width <= 0 or height <= 0 or not (width.is_integer() and height.is_integer()):
-        raise DataError(f"{xml_path}: <size> needs positive integer width and height, "
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE and width.is_integer() and height.is_integer()):
+        raise DataError(f"{xml_path}: <size> needs integer width and height in 1..{MAX_SIDE}, "
                         f"got {width:g}x{height:g}")
     return int(width), int(height)
 
@@ -113,7 +118,9 @@ def _box(obj: ET.Element, xml_path: Path, index: int, width: int, height: int) -
     bndbox = obj.find("bndbox")
     if bndbox is None:
         raise DataError(f"{xml_path}: object {index} is missing <bndbox>")
-    x0, y0, x1, y1 = (_number(bndbox, tag, xml_path, where) for tag in _BOX_FIELDS)
+    # Checked as stored (float32), so rounding cannot make an accepted box empty or spill out of the image.
+    coordinates = [_number(bndbox, tag, xml_path, where) for tag in _BOX_FIELDS]
+    x0, y0, x1, y1 = torch.tensor(coordinates, dtype=torch.float32).tolist()
     if x0 >= x1 or y0 >= y1:
         raise DataError(f"{xml_path}: {where} has zero or negative area "
                         f"(xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})")
