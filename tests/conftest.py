@@ -11,6 +11,19 @@ from mlprune.models.build import build_model
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]
 
 
+def masked(model, kept):
+    """A copy of `model` whose removed filters output exactly zero."""
+    copy = build_model(model.spec).eval()
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for layer, indices in kept.items():
+            conv = copy.backbone.convs[layer]
+            drop = sorted(set(range(conv.out_channels)) - set(indices))
+            conv.weight[drop] = 0
+            conv.bias[drop] = 0
+    return copy
+
+
 @pytest.fixture(scope="session")
 def tiny_voc(tmp_path_factory) -> Path:
     """A 12-image synthetic VOC root (8 trainval, 4 test) at 96x96."""

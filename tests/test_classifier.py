@@ -1,6 +1,7 @@
 """The VGG16 classifier: its shape, its phases, and surgery across the conv-to-linear boundary."""
 
 import torch
+from conftest import masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,18 +52,6 @@ def test_the_last_conv_feeds_the_classifier():
     assert roles.consumers["conv5_3"] == ("classifier",)
     assert "conv5_3" in roles.selected and "classifier" in roles.penalised
     assert set(named_convs(tiny_classifier())) >= {"conv1_1", "conv5_3", "classifier"}
-
-
-def masked(model, kept):
-    copy = build_model(model.spec).eval()
-    copy.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        for layer, indices in kept.items():
-            conv = copy.backbone.convs[layer]
-            drop = sorted(set(range(conv.out_channels)) - set(indices))
-            conv.weight[drop] = 0
-            conv.bias[drop] = 0
-    return copy
 
 
 MODEL = tiny_classifier()

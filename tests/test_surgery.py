@@ -3,6 +3,7 @@ when the removed filters' outputs are forced to zero."""
 
 import pytest
 import torch
+from conftest import masked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,19 +28,6 @@ def tiny_model(name="ssd300"):
 def head_outputs(model, x):
     with torch.no_grad():
         return model.head(list(model.backbone(x).values()))
-
-
-def masked(model, kept):
-    """A copy of `model` whose removed filters output exactly zero."""
-    copy = build_model(model.spec).eval()
-    copy.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        for layer, indices in kept.items():
-            conv = copy.backbone.convs[layer]
-            drop = sorted(set(range(conv.out_channels)) - set(indices))
-            conv.weight[drop] = 0
-            conv.bias[drop] = 0
-    return copy
 
 
 @st.composite
