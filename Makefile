@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
+# Two workers: the end-to-end pipelines mostly wait on process start-up, so they overlap well
+# on 2 cores; the tests sharing the smoke pipeline stay in one worker (tests/conftest.py).
 test: $(VENV)/.installed
-	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check mlprune stages tests

@@ -48,3 +48,11 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     run(dvc("repro"), repo)
     commit(repo, "tiny pipeline, uninterrupted")
     return repo
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), every test that reads
+    the session-wide `tiny_pipeline` runs in one worker, so the pipeline runs only once."""
+    for item in items:
+        if "tiny_pipeline" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("tiny_pipeline"))

@@ -235,6 +235,18 @@ def test_bad_params(ws, stage, key, value, message):
     ws.assert_refused(stage, message)
 
 
+@pytest.mark.parametrize("dataset_format,split,message", [
+    ("cifar10", "tset", "data.test_split: cifar10 splits are train, test, got 'tset'"),
+    ("gtsrb", "val", "data.test_split: gtsrb splits are train, test, got 'val'"),
+    ("gtsdb", "trainval", "data.test_split: gtsdb splits are train, test, all, got 'trainval'"),
+])
+def test_split_unknown_to_the_format(ws, dataset_format, split, message):
+    ws.set_param("data.format", dataset_format)
+    ws.set_param("data.train_split", "train")
+    ws.set_param("data.test_split", split)
+    ws.assert_refused("evaluate", message)
+
+
 def test_cuda_requested_without_cuda(ws, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ws.set_param("common.device", "cuda")

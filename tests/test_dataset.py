@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from mlprune.data.dataset import DetectionDataset, collate_detection
+from mlprune.data.dataset import DetectionDataset
 from mlprune.data.synthetic import generate_voc_dataset
 from mlprune.data.transforms import AUGMENTATIONS, FastIoUCrop, build_eval_transform, build_train_transform
 from mlprune.data.voc import Annotation, read_split
@@ -42,13 +42,6 @@ def test_items_are_float_images_and_plain_targets(annotations: list[Annotation])
     assert torch.equal(target["labels"], annotations[3].labels)
     assert target["boxes"].dtype == torch.float32 and target["labels"].dtype == torch.int64
     assert type(image) is torch.Tensor and type(target["boxes"]) is torch.Tensor
-
-
-def test_collate_keeps_lists(annotations: list[Annotation]) -> None:
-    dataset = DetectionDataset(annotations)
-    images, targets = collate_detection([dataset[0], dataset[1], dataset[2]])
-    assert len(images) == len(targets) == 3
-    assert torch.equal(targets[1]["labels"], annotations[1].labels)
 
 
 def _copy(voc_root: Path, tmp_path: Path) -> Path:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
+from mlprune.data.images import open_image
 from mlprune.data.transforms import Target, Transform, build_eval_transform
 from mlprune.data.voc import Annotation
 from mlprune.errors import DataError
@@ -23,11 +23,8 @@ from mlprune.errors import DataError
 def load_image(annotation: Annotation) -> torch.Tensor:
     """Decode one image as uint8 RGB CHW; its size must match the annotation."""
     path = annotation.image_path
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot decode image ({err})") from None
+    with open_image(path) as image:
+        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     height, width = pixels.shape[:2]
     if (width, height) != (annotation.width, annotation.height):
         raise DataError(f"{path}: image is {width}x{height} but its annotation says "
@@ -58,7 +55,3 @@ class DetectionDataset(torch.utils.data.Dataset):
         target = {"boxes": annotation.boxes.clone(), "labels": annotation.labels.clone()}
         return self.transform(self.images[index], target)
 
-
-def collate_detection(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
-    """Detection batches stay lists: images differ in size and boxes in count."""
-    return [image for image, _ in batch], [target for _, target in batch]

@@ -14,10 +14,13 @@ from pathlib import Path
 import torch
 
 from mlprune.config import require
+from mlprune.data.cifar import BATCHES as CIFAR10_SPLITS
 from mlprune.data.cifar import read_cifar10
 from mlprune.data.classification import ClassificationDataset
 from mlprune.data.dataset import DetectionDataset
+from mlprune.data.gtsdb import SPLITS as GTSDB_SPLITS
 from mlprune.data.gtsdb import read_gtsdb
+from mlprune.data.gtsrb import SPLITS as GTSRB_SPLITS
 from mlprune.data.gtsrb import read_gtsrb
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.transforms import build_eval_transform, build_train_transform
@@ -27,6 +30,7 @@ from mlprune.errors import ConfigError
 
 DETECTION_FORMATS = ("voc", "voc-devkit", "gtsdb")
 CLASSIFICATION_FORMATS = ("cifar10", "gtsrb")
+FIXED_SPLITS = {"cifar10": tuple(CIFAR10_SPLITS), "gtsrb": GTSRB_SPLITS, "gtsdb": GTSDB_SPLITS}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,15 @@ class DataConfig:
         require(len(self.classes) >= 1, "classes", "needs at least one class")
         require(len(set(self.classes)) == len(self.classes), "classes", "has duplicates")
         require(0 < self.val_fraction < 1, "val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+        for field in ("train_split", "test_split"):
+            self._require_known_split(field, getattr(self, field))
+
+    def _require_known_split(self, field: str, split: str) -> None:
+        """Formats with a fixed set of splits reject any other name here, before a stage runs
+        (a voc split is any ImageSets/Main/<split>.txt, checked when it is read)."""
+        known = FIXED_SPLITS.get(self.format)
+        if known is not None:
+            require(split in known, field, f"{self.format} splits are {', '.join(known)}, got {split!r}")
 
     @property
     def task(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,20 +13,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mlprune.models.build import count_parameters
 
+Forward = Callable[[nn.Module, torch.Tensor], object]
 
-def count_gflops(model: nn.Module, image_size: int) -> float:
-    """GFLOPs of one forward pass of backbone + heads at batch 1 (1 MAC = 2 FLOPs).
 
-    A detector's box decoding and NMS are left out: they depend on the image's content.
-    """
+def count_gflops(model: nn.Module, image_size: int, forward: Forward = nn.Module.__call__) -> float:
+    """GFLOPs of `forward(model, images)` at batch 1 (1 MAC = 2 FLOPs)."""
     x = torch.zeros(1, 3, image_size, image_size)
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        if hasattr(model, "head"):
-            model.head(list(model.backbone(x).values()))
-        else:
-            model(x)
+        forward(model, x)
     model.train(was_training)
     return counter.get_total_flops() / 1e9
 
@@ -52,12 +49,13 @@ def cpu_latency_ms(model: nn.Module, image_size: int, threads: int = 2, warmup: 
 
 
 def cost_metrics(model: nn.Module, checkpoint: Path, image_size: int, latency_runs: int,
-                 threads: int = 2) -> dict[str, float]:
-    """Costs are measured on the CPU, so they compare across runs trained on any device."""
+                 threads: int = 2, forward: Forward = nn.Module.__call__) -> dict[str, float]:
+    """Costs are measured on the CPU, so they compare across runs trained on any device.
+    GFLOPs count `forward` (for a detector, the task leaves out the content-dependent NMS)."""
     model = model.cpu()
     return {
         "params": count_parameters(model),
-        "gflops": round(count_gflops(model, image_size), 4),
+        "gflops": round(count_gflops(model, image_size, forward), 4),
         "size_mb": round(Path(checkpoint).stat().st_size / 1e6, 3),
         "cpu_latency_ms": round(cpu_latency_ms(model, image_size, threads, runs=latency_runs), 2),
     }

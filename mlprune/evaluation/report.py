@@ -41,7 +41,8 @@ def evaluate_checkpoint(checkpoint: Path, data: DataConfig, config: EvalConfig, 
     model, _ = load_checkpoint(checkpoint)
     task = task_for(data, model.spec)
     scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
-    cost = cost_metrics(model, checkpoint, model.spec.image_size, config.latency_runs, config.latency_threads)
+    cost = cost_metrics(model, checkpoint, model.spec.image_size, config.latency_runs, config.latency_threads,
+                        task.network_forward)
     headline = {k: v for k, v in scores.items() if not isinstance(v, dict)}
     metrics = {**headline, **cost}
     if baseline is not None:

@@ -32,6 +32,8 @@ class Task:
     score_name: str  # the metric threshold search and the summaries compare
     validation_score: Callable[[nn.Module, Dataset, list[str], torch.device, int], float]
     test_metrics: Callable[[nn.Module, Dataset, list[str], torch.device, int, Path], dict]
+    # The part of a forward pass whose cost does not depend on the image's content (FLOPs count it).
+    network_forward: Callable[[nn.Module, torch.Tensor], object]
 
 
 def _map_score(model, dataset, classes, device, batch_size) -> float:
@@ -64,8 +66,13 @@ def _classification_metrics(model, dataset, classes, device, batch_size, results
             "acc_per_class": per_class_accuracy(predicted, dataset.labels, classes)}
 
 
-DETECTION = Task("detection", "map_voc07", _map_score, _detection_metrics)
-CLASSIFICATION = Task("classification", "top1", _top1_score, _classification_metrics)
+def _backbone_and_heads(model, images):
+    """A detector without box decoding and NMS, whose cost depends on how many boxes score high."""
+    return model.head(list(model.backbone(images).values()))
+
+
+DETECTION = Task("detection", "map_voc07", _map_score, _detection_metrics, _backbone_and_heads)
+CLASSIFICATION = Task("classification", "top1", _top1_score, _classification_metrics, nn.Module.__call__)
 TASKS = {task.name: task for task in (DETECTION, CLASSIFICATION)}
 
 
