@@ -50,6 +50,7 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), every test that reads
     the session-wide `tiny_pipeline` runs in one worker, so the pipeline runs only once."""
