@@ -16,11 +16,7 @@ def test_conv_flops_are_two_per_multiply_accumulate() -> None:
 def test_classifier_counts_the_whole_forward() -> None:
     model = build_model(build_spec("vgg16", 5, width=0.125))
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    side = {0: 32, 2: 16, 4: 8, 7: 4, 10: 2}  # spatial size at each block's first conv
-    sizes, current = [], 32
-    for i in range(len(convs)):
-        current = side.get(i, current)
-        sizes.append(current)
+    sizes = [32] * 2 + [16] * 2 + [8] * 3 + [4] * 3 + [2] * 3  # each conv's output side: pools halve it
     conv_flops = sum(2 * c.weight.numel() * s * s for c, s in zip(convs, sizes, strict=True))
     linear = 2 * model.classifier.weight.numel()
     assert count_gflops(model, 32, CLASSIFICATION.network_forward) * 1e9 == pytest.approx(conv_flops + linear, rel=1e-3)
