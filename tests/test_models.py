@@ -30,6 +30,15 @@ def test_ssd300_3det_drops_later_layers_and_heads():
     assert list(model.backbone.convs)[-1] == "conv8_2"
 
 
+def test_consumers_are_the_next_conv_then_the_heads():
+    ssd = build_spec("ssd300", 21)
+    assert ssd.consumers_of("conv4_2") == ["conv4_3"]
+    assert ssd.consumers_of("conv4_3") == ["conv5_1", "conv4_3_loc", "conv4_3_conf"]
+    assert ssd.consumers_of("conv11_2") == ["conv11_2_loc", "conv11_2_conf"]
+    assert build_spec("ssd300", 21, num_sources=3).consumers_of("conv8_2") == ["conv8_2_loc", "conv8_2_conf"]
+    assert build_spec("vgg16", 10).consumers_of("conv5_3") == ["classifier"]
+
+
 def test_ssd512_is_about_27_2m():
     assert round(count_parameters(build_model(build_spec("ssd512", 21))) / 1e6, 1) == 27.2
 

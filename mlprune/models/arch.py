@@ -207,6 +207,12 @@ class ArchSpec:
             return ["classifier"]
         return []
 
+    def consumers_of(self, layer: str) -> list[str]:
+        """Every layer that reads `layer`'s output channels: the next backbone conv, then its heads."""
+        order = [c.name for c in self.convs]
+        position = order.index(layer)
+        return order[position + 1: position + 2] + self.heads_of(layer)
+
     def to_json(self) -> dict:
         return asdict(self)
 

@@ -117,8 +117,7 @@ def phase_layers(spec: ArchSpec, layers: Sequence[str]) -> PhaseLayers:
         raise ConfigError(f"phase layers {missing} are not in the model (it ends at {order[-1]})")
     last_conv = order[-1]
     selected = list(layers[:-1]) + ([layers[-1]] if layers[-1] == last_conv else [])
-    consumers = {name: tuple(order[order.index(name) + 1: order.index(name) + 2] + spec.heads_of(name))
-                 for name in layers}
+    consumers = {name: tuple(spec.consumers_of(name)) for name in layers}
     heads = [h for name in layers for h in spec.heads_of(name)]
     return PhaseLayers(layers=tuple(layers), selected=tuple(selected), penalised=tuple(layers) + tuple(heads),
                        consumers=consumers)

@@ -57,16 +57,18 @@ def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) ->
         if layers[layer].bias is None or not removed:
             continue
         constant = F.relu(layers[layer].bias[removed])
-        for consumer in _consumers(layer, spec, order):
+        for consumer in _linear_consumers(layer, spec):
             module = layers[consumer]
             weight = module.weight[:, removed]
             module.bias += weight.reshape(weight.shape[0], len(removed), -1).sum(-1) @ constant
     return folded
 
 
-def _consumers(layer: str, spec, order: list[str]) -> list[str]:
-    nxt = order[order.index(layer) + 1: order.index(layer) + 2]
-    return nxt + ([] if layer == "conv4_3" else spec.heads_of(layer))
+def _linear_consumers(layer: str, spec) -> list[str]:
+    """The consumers a removed filter's constant output can be folded into: conv4_3's heads
+    read it through the L2Norm, which is not linear."""
+    through_norm = spec.heads_of(layer) if layer == "conv4_3" else []
+    return [name for name in spec.consumers_of(layer) if name not in through_norm]
 
 
 def keep_sources(model: nn.Module, k: int) -> nn.Module:
