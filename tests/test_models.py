@@ -39,6 +39,15 @@ def test_consumers_are_the_next_conv_then_the_heads():
     assert build_spec("vgg16", 10).consumers_of("conv5_3") == ["classifier"]
 
 
+def test_producer_is_the_previous_conv():
+    ssd = build_spec("ssd300", 21)
+    assert ssd.producer_of("conv1_1") is None
+    assert ssd.producer_of("conv5_1") == "conv4_3"
+    assert ssd.producer_of("conv8_1") == "conv7"
+    for layer in ssd.conv_names[:-1]:
+        assert ssd.producer_of(ssd.consumers_of(layer)[0]) == layer
+
+
 def test_ssd512_is_about_27_2m():
     assert round(count_parameters(build_model(build_spec("ssd512", 21))) / 1e6, 1) == 27.2
 

@@ -169,7 +169,7 @@ class ArchSpec:
             object.__setattr__(self, "image_size", fam.image_size)
         if self.num_classes < 2:
             raise ConfigError(f"num_classes: needs at least two outputs, got {self.num_classes}")
-        expected = [c.name for c in self.convs]
+        expected = list(self.conv_names)
         if list(self.widths) != expected:
             missing = sorted(set(expected) - set(self.widths))
             extra = sorted(set(self.widths) - set(expected))
@@ -199,6 +199,11 @@ class ArchSpec:
         names = [c.name for c in self.family.convs]
         return self.family.convs[: names.index(self.sources[-1]) + 1]
 
+    @property
+    def conv_names(self) -> tuple[str, ...]:
+        """The backbone convs' names, in network order."""
+        return tuple(c.name for c in self.convs)
+
     def heads_of(self, layer: str) -> list[str]:
         """The non-backbone layers that read `layer`: its loc/conf heads, or the classifier."""
         if layer in self.sources:
@@ -207,11 +212,15 @@ class ArchSpec:
             return ["classifier"]
         return []
 
+    def producer_of(self, layer: str) -> str | None:
+        """The backbone conv whose output channels `layer` reads; None for the first conv."""
+        position = self.conv_names.index(layer)
+        return self.conv_names[position - 1] if position > 0 else None
+
     def consumers_of(self, layer: str) -> list[str]:
         """Every layer that reads `layer`'s output channels: the next backbone conv, then its heads."""
-        order = [c.name for c in self.convs]
-        position = order.index(layer)
-        return order[position + 1: position + 2] + self.heads_of(layer)
+        position = self.conv_names.index(layer)
+        return list(self.conv_names[position + 1: position + 2]) + self.heads_of(layer)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -111,7 +111,7 @@ def check_phase_chain(model: str, phases: dict[str, Sequence[str]]) -> None:
 
 def phase_layers(spec: ArchSpec, layers: Sequence[str]) -> PhaseLayers:
     """Roles of `layers` in the model described by `spec` (which may be a k-det model)."""
-    order = [c.name for c in spec.convs]
+    order = spec.conv_names
     missing = [name for name in layers if name not in order]
     if missing:
         raise ConfigError(f"phase layers {missing} are not in the model (it ends at {order[-1]})")

@@ -51,8 +51,7 @@ def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) ->
     """
     folded = copy.deepcopy(model)
     spec, layers = folded.spec, named_convs(folded)
-    order = [c.name for c in spec.convs]
-    for layer in sorted(kept, key=order.index):
+    for layer in sorted(kept, key=spec.conv_names.index):
         removed = sorted(set(range(spec.widths[layer])) - set(kept[layer]))
         if layers[layer].bias is None or not removed:
             continue
@@ -104,7 +103,7 @@ def _slice(key: str, value: torch.Tensor, spec, out_index: Mapping[str, torch.Te
         layer = parts[2]
         value = _take(value, 0, out_index.get(layer))
         if parts[-1] == "weight":
-            value = _take(value, 1, out_index.get(_producer(layer, spec)))
+            value = _take(value, 1, out_index.get(spec.producer_of(layer)))
         return value
     if parts[0] == "head" and parts[-1] == "weight":
         source = spec.sources[int(parts[-2])]  # head.<kind>_head.module_list.<i>.weight
@@ -112,12 +111,6 @@ def _slice(key: str, value: torch.Tensor, spec, out_index: Mapping[str, torch.Te
     if key == "classifier.weight":
         return _take(value, 1, out_index.get(spec.convs[-1].name))
     return value
-
-
-def _producer(layer: str, spec) -> str | None:
-    order = [c.name for c in spec.convs]
-    i = order.index(layer)
-    return order[i - 1] if i > 0 else None
 
 
 def _take(value: torch.Tensor, dim: int, index: torch.Tensor | None) -> torch.Tensor:
