@@ -2,8 +2,7 @@
 
 Layout of a checkpoint file (one `torch.save` of plain containers, so it loads with
 `weights_only=True`):
-    {"format": "mlprune-checkpoint-v1", "spec": "<ArchSpec JSON>", "state_dict": {...},
-     "extra": {...}}
+    {"format": "mlprune-checkpoint-v1", "spec": "<ArchSpec JSON>", "state_dict": {...}}
 """
 
 from __future__ import annotations
@@ -25,10 +24,9 @@ from mlprune.models.build import build_model
 FORMAT = "mlprune-checkpoint-v1"
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> None:
-    """Atomically write `model.spec` + its weights (+ small `extra` tensors/ints) to `path`."""
-    payload = {"format": FORMAT, "spec": json.dumps(model.spec.to_json()),
-               "state_dict": model.state_dict(), "extra": extra or {}}
+def save_checkpoint(path: str | Path, model: nn.Module) -> None:
+    """Atomically write `model.spec` + its weights to `path`."""
+    payload = {"format": FORMAT, "spec": json.dumps(model.spec.to_json()), "state_dict": model.state_dict()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -52,7 +50,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(path: str | Path) -> nn.Module:
     """Rebuild the model from the stored spec, then load its weights strictly."""
     payload = read_checkpoint(path)
     try:
@@ -62,7 +60,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     model = build_model(spec)
     check_state_dict(path, payload.get("state_dict"), model.state_dict())
     model.load_state_dict(payload["state_dict"])
-    return model, payload.get("extra", {})
+    return model
 
 
 def check_state_dict(path: str | Path, found: Any, expected: dict[str, torch.Tensor]) -> None:

@@ -108,6 +108,15 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+def merge_params(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new mapping: `base` with `update`'s keys replacing its own, nested mappings merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge_params(merged[key], value) if both_mappings else value
+    return merged
+
+
 def require(condition: bool, where: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{where}: {message}")

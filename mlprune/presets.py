@@ -1,8 +1,10 @@
-"""Presets: complete params files in configs/, one per experiment.
+"""Presets: params files in configs/, one per experiment.
 
-`mlprune preset NAME` validates configs/NAME.yaml and copies it over params.yaml. DVC
-only ever reads params.yaml, so `dvc repro`, `dvc exp run -S ...` and `dvc metrics diff`
-work the same on every preset; switch presets on a branch to compare them.
+A preset is either complete (`detection`, `classification`: the embedded defaults) or
+names the preset it derives from with `base:` and states only what differs. `mlprune
+preset NAME` resolves it, validates the result and writes it to params.yaml: DVC only
+ever reads params.yaml, so `dvc repro`, `dvc exp run -S ...` and `dvc metrics diff` work
+the same on every preset; switch presets on a branch to compare them.
 """
 
 from __future__ import annotations
@@ -11,25 +13,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlprune.atomic import atomic_path
-from mlprune.config import load_params, parse_section, section
+from mlprune.config import load_params, merge_params, parse_section, section
 from mlprune.data.splits import DataConfig
-from mlprune.data.synthetic import SyntheticConfig
 from mlprune.errors import ConfigError
-from mlprune.evaluation.report import EvalConfig
-from mlprune.evaluation.tasks import task_for
 from mlprune.models.arch import ArchSpec, ModelConfig
-from mlprune.pruning.phases import parse_phases
-from mlprune.pruning.steps import KdetConfig
+from mlprune.pipeline.evaluate import EvalConfig
+from mlprune.pipeline.kdet import KdetConfig
+from mlprune.pipeline.phase_config import parse_phases
+from mlprune.pipeline.report import kdet_name
 from mlprune.pruning.threshold import ThresholdConfig
 from mlprune.runtime import RuntimeConfig
+from mlprune.synthetic.scenes import SyntheticConfig
 from mlprune.train import TrainConfig
 
 CONFIGS = Path("configs")
+BASE_KEY = "base"
 
 
 def preset_names(configs: Path = CONFIGS) -> list[str]:
     return sorted(path.stem for path in configs.glob("*.yaml"))
+
+
+def models_to_evaluate(params: dict[str, Any]) -> list[str]:
+    """What the evaluate stage scores: the pretrained model, every phase's, every k-det model."""
+    return ["pretrain", *section(params, "phases"), *(kdet_name(k) for k in section(params, "kdet.ks"))]
 
 
 def check_params(params: dict[str, Any]) -> ArchSpec:
@@ -37,26 +47,54 @@ def check_params(params: dict[str, Any]) -> ArchSpec:
     parse_section(params, "common", RuntimeConfig)
     parse_section(params, "synthetic", SyntheticConfig)
     parse_section(params, "pretrain", TrainConfig)
-    parse_section(params, "evaluate", EvalConfig)
     parse_section(params, "threshold", ThresholdConfig)
     parse_section(params, "kdet", KdetConfig)
     data = parse_section(params, "data", DataConfig)
     model = parse_section(params, "model", ModelConfig)
-    parse_phases(section(params, "phases"), model.name)
+    parse_phases(section(params, "phases"), section(params, "phase_defaults"), model.name)
+    expected = models_to_evaluate(params)
+    if parse_section(params, "evaluate", EvalConfig).models != expected:
+        raise ConfigError(f"evaluate.models: must list pretrain, every phase and every k-det model: {expected}")
     spec = model.to_spec(len(data.classes))
-    task_for(data, spec)
+    data.check_model_task(spec.task, spec.model)
     return spec
 
 
-def apply_preset(name: str, params_file: Path = Path("params.yaml"), configs: Path = CONFIGS) -> Path:
-    """Validate configs/<name>.yaml, then replace `params_file` with it."""
+def resolve_preset(name: str, configs: Path = CONFIGS) -> dict[str, Any]:
+    """The complete params of preset `name`: its `base` chain merged, `evaluate.models` filled in."""
+    params = _read_preset(name, configs, seen=())
+    params["evaluate"] = {**params.get("evaluate", {}), "models": models_to_evaluate(params)}
+    return params
+
+
+def _read_preset(name: str, configs: Path, seen: tuple[str, ...]) -> dict[str, Any]:
     source = configs / f"{name}.yaml"
     if not source.is_file():
         raise ConfigError(f"preset {name!r}: no {source}; presets are {', '.join(preset_names(configs))}")
+    if name in seen:
+        raise ConfigError(f"{source}: base: presets derive from each other in a loop ({' -> '.join(seen + (name,))})")
+    params = load_params(source)
+    base = params.pop(BASE_KEY, None)
+    if base is None:
+        return params
+    if not isinstance(base, str):
+        raise ConfigError(f"{source}: base: expected a preset name, got {base!r}")
+    return merge_params(_read_preset(base, configs, seen + (name,)), params)
+
+
+def apply_preset(name: str, params_file: Path = Path("params.yaml"), configs: Path = CONFIGS) -> Path:
+    """Validate preset `name`, then replace `params_file` with it: a complete preset is copied
+    as it is (comments included), a derived one written resolved."""
+    source = configs / f"{name}.yaml"
+    params = resolve_preset(name, configs)
     try:
-        check_params(load_params(source))
+        check_params(params)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
     with atomic_path(params_file) as tmp:
-        shutil.copyfile(source, tmp)
+        if load_params(source) != params:
+            header = f"# Generated by `mlprune preset {name}` from {source}; edit it or re-run that command.\n"
+            tmp.write_text(header + yaml.safe_dump(params, sort_keys=False, width=120))
+        else:
+            shutil.copyfile(source, tmp)
     return source

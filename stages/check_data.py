@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlprune.data.check import DatasetFormat, check_dataset
+from mlprune.dataset_check import DatasetFormat, check_dataset
 from mlprune.stage_runner import EXIT_USER_ERROR, path_option, run_stage
 
 

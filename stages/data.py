@@ -4,10 +4,10 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section, section
-from mlprune.data.embedded import generate_dataset
 from mlprune.data.splits import DataConfig
-from mlprune.data.synthetic import SyntheticConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
+from mlprune.synthetic.embedded import generate_dataset
+from mlprune.synthetic.scenes import SyntheticConfig
 
 
 def main(out: Annotated[Path, path_option("dataset root to create")],

@@ -7,7 +7,7 @@ import typer
 
 from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
-from mlprune.pruning.steps import KdetConfig, kdet
+from mlprune.pipeline.kdet import KdetConfig, kdet
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -19,10 +19,8 @@ def main(k: Annotated[int, typer.Option(help="detection sources to keep")],
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    config = parse_section(p, "kdet", KdetConfig)
-    kdet(model, k, config.retrain, data=parse_section(p, "data", DataConfig),
-         runtime=parse_section(p, "common", RuntimeConfig), out=out, history_csv=history,
-         work_dir=work_dir)
+    kdet(model, k, parse_section(p, "kdet", KdetConfig).retrain, data=parse_section(p, "data", DataConfig),
+         runtime=parse_section(p, "common", RuntimeConfig), out=out, history_csv=history, work_dir=work_dir)
 
 
 if __name__ == "__main__":

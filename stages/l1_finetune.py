@@ -3,10 +3,10 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse_section, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
-from mlprune.pruning.phases import parse_phase
-from mlprune.pruning.steps import l1_finetune
+from mlprune.pipeline.l1_finetune import l1_finetune
+from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -19,8 +19,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    l1_finetune(start, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
-                data=parse_section(p, "data", DataConfig),
+    l1_finetune(start, phase_from_params(p, phase), data=parse_section(p, "data", DataConfig),
                 runtime=parse_section(p, "common", RuntimeConfig),
                 out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
 from mlprune.models.arch import ModelConfig
-from mlprune.pretrain import pretrain
+from mlprune.pipeline.pretrain import pretrain
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 from mlprune.train import TrainConfig

@@ -4,9 +4,8 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
-from mlprune.config import load_params, parse_section, section
-from mlprune.pruning.steps import KdetConfig
-from mlprune.reporting import kdet_rows, summary_rows
+from mlprune.config import load_params, section
+from mlprune.pipeline.report import kdet_rows, summary_rows
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 
@@ -17,8 +16,7 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
     p = load_params(params)
     names = ["pretrain", *section(p, "phases")]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
-    ks = parse_section(p, "kdet", KdetConfig).ks
-    write_csv(kdet_table, kdet_rows(metrics_dir / "kdet", ks))
+    write_csv(kdet_table, kdet_rows(metrics_dir, section(p, "kdet.ks")))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse_section, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
-from mlprune.pruning.phases import parse_phase
-from mlprune.pruning.steps import retrain
+from mlprune.pipeline.phase_config import phase_from_params
+from mlprune.pipeline.retrain import retrain
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -18,9 +18,9 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    retrain(model, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
-            data=parse_section(p, "data", DataConfig),
-            runtime=parse_section(p, "common", RuntimeConfig),
+    config = phase_from_params(p, phase)
+    retrain(model, config.retrain, config.layers[0] if config.freeze_earlier else None,
+            data=parse_section(p, "data", DataConfig), runtime=parse_section(p, "common", RuntimeConfig),
             out=out, history_csv=history, work_dir=work_dir)
 
 

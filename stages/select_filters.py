@@ -3,9 +3,9 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, section
-from mlprune.pruning.phases import parse_phase
-from mlprune.pruning.steps import select
+from mlprune.config import load_params
+from mlprune.pipeline.phase_config import phase_from_params
+from mlprune.pipeline.select import select
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 
@@ -16,9 +16,8 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          out: Annotated[Path, path_option("selection JSON to write")],
          nonzero: Annotated[Path, path_option("non-zero weights per layer CSV to write")],
          params: ParamsFile = Path("params.yaml")) -> None:
-    p = load_params(params)
-    select(model, start, threshold, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
-           out_json=out, nonzero_csv=nonzero)
+    config = phase_from_params(load_params(params), phase)
+    select(model, start, threshold, config.layers, config.select, out_json=out, nonzero_csv=nonzero)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.pruning.steps import surgery
+from mlprune.pipeline.surgery import surgery
 from mlprune.stage_runner import path_option, run_stage
 
 

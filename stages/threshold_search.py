@@ -1,13 +1,13 @@
-"""Stage `threshold_search`: the largest grid threshold whose validation mAP stays in tolerance."""
+"""Stage `threshold_search`: the largest grid threshold whose validation score stays in tolerance."""
 
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse_section, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig
-from mlprune.evaluation.report import EvalConfig
-from mlprune.pruning.phases import parse_phase
-from mlprune.pruning.steps import threshold_search
+from mlprune.pipeline.evaluate import EvalConfig
+from mlprune.pipeline.phase_config import phase_from_params
+from mlprune.pipeline.threshold_search import threshold_search
 from mlprune.pruning.threshold import ThresholdConfig
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
@@ -19,7 +19,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          chosen: Annotated[Path, path_option("chosen threshold JSON to write")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    threshold_search(model, parse_phase(section(p, "phases"), section(p, "model.name"), phase),
+    threshold_search(model, phase_from_params(p, phase),
                      config=parse_section(p, "threshold", ThresholdConfig),
                      data=parse_section(p, "data", DataConfig),
                      runtime=parse_section(p, "common", RuntimeConfig),

@@ -4,9 +4,9 @@ import pytest
 import torch
 from pipeline_helpers import commit, dvc, make_repo, run
 
-from mlprune.data.synthetic import generate_voc_dataset
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
+from mlprune.synthetic.scenes import generate_voc_dataset
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mlprune.data.cifar import write_cifar_batches
 from mlprune.data.labeled import LabeledImages
-from mlprune.data.synthetic import generate_voc_dataset
+from mlprune.synthetic.scenes import generate_voc_dataset
 
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
 CIFAR_CLASSES = ["cat", "dog", "ship"]

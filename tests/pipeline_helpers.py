@@ -11,20 +11,15 @@ from pathlib import Path
 
 import yaml
 
+from mlprune.presets import resolve_preset
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mlprune", ".dvcignore"]
 
 
-def merge(base: dict, update: dict) -> dict:
-    """`base` updated in place with `update`, recursing into nested mappings."""
-    for key, value in update.items():
-        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
-
-
 def tiny_params() -> dict:
     """The `smoke` preset: the detection default shrunk to minutes on 2 CPU cores."""
-    return yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    return resolve_preset("smoke", ROOT / "configs")
 
 
 def dvc(*args: str) -> list[str]:

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from phase_tables import paper_phases
 from pipeline_helpers import tiny_params
 from typer.testing import CliRunner
 
 from mlprune.checkpoint import save_checkpoint
 from mlprune.cli import app
-from mlprune.models.arch import FAMILIES
-from mlprune.pruning.phases import PAPER_PHASES, phase_layers
+from mlprune.models.family import FAMILIES
+from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.selection import SelectionRule, select_filters, selection_to_json
 from mlprune.pruning.sparsity import conv_weights
 
@@ -39,7 +40,7 @@ STAGES = {
     "select": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --threshold {inp}/threshold.json "
               "--out {out}/selection.json --nonzero {out}/nonzero.csv",
     "surgery": "--model {inp}/l1.pt --selection {inp}/selection.json --out {out}/pruned.pt",
-    "evaluate": "--checkpoint {inp}/model.pt --metrics {out}/eval.json --results {out}/results",
+    "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json --results {out}/results",
 }
 TAKES_PARAMS = set(STAGES) - {"surgery"}
 
@@ -59,7 +60,7 @@ class Workspace:
         *parents, key = dotted_key.split(".")
         node = params
         for name in parents:
-            node = node[name]
+            node = node.setdefault(name, {})
         node[key] = value
         self.params.write_text(yaml.safe_dump(params))
 
@@ -212,12 +213,12 @@ def test_bad_annotations(ws, damage):
     ("pretrain", "pretrain.batch_size", 0, "pretrain.batch_size: must be >= 1, got 0"),
     ("l1-finetune", "phases.phase1.l1.batch_size", 0, "phases.phase1.l1.batch_size: must be >= 1, got 0"),
     ("evaluate", "evaluate.batch_size", 0, "evaluate.batch_size: must be >= 1, got 0"),
-    ("select", "phases.phase4.layers", PAPER_PHASES["ssd512"][3],
+    ("select", "phases.phase4.layers", paper_phases("ssd512")[3],
      "phases.phase4.layers: ssd300 has no layer(s) ['conv12_1', 'conv12_2']"),
-    ("select", "phases.phase2.layers", ["conv4_2", *PAPER_PHASES["ssd300"][1]],
+    ("select", "phases.phase2.layers", ["conv4_2", *paper_phases("ssd300")[1]],
      "phases.phase2.layers: must start with 'conv4_3', the last layer of phase1 (got 'conv4_2'); "
      "phases may not skip or overlap layers"),
-    ("select", "phases.phase3.layers", PAPER_PHASES["ssd300"][2][1:],
+    ("select", "phases.phase3.layers", paper_phases("ssd300")[2][1:],
      "phases.phase3.layers: must start with 'conv7', the last layer of phase2 (got 'conv8_1'); "
      "phases may not skip or overlap layers"),
     ("select", "phases.phase1.select.gate", 1.5, "phases.phase1.select.gate: must be in [0, 1], got 1.5"),
@@ -293,7 +294,7 @@ def test_bad_checkpoints(ws, tiny_detector, corrupt):
 
 def write_selection(model, path: Path) -> dict:
     """The selection JSON that `select` writes for phase 1 of `model`."""
-    roles = phase_layers(model.spec, PAPER_PHASES["ssd300"][0])
+    roles = phase_layers(model.spec, paper_phases("ssd300")[0])
     weights = {name: w.detach() for name, w in conv_weights(model, roles.penalised).items()}
     rule = SelectionRule()
     document = selection_to_json(select_filters(roles.selected, weights, roles.consumers, rule), rule,

@@ -10,9 +10,9 @@ from dataset_writers import SHAPES, write_cifar, write_gtsdb, write_gtsrb, write
 from typer.testing import CliRunner
 
 from mlprune.cli import app
-from mlprune.data.check import detect_format
-from mlprune.data.synthetic import generate_voc_dataset
 from mlprune.data.voc import read_split
+from mlprune.dataset_check import detect_format
+from mlprune.synthetic.scenes import generate_voc_dataset
 
 
 def check(*args: str | Path):

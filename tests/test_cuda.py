@@ -13,9 +13,9 @@ from mlprune.data.labeled import LabeledImages
 from mlprune.data.splits import DataConfig
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
-from mlprune.evaluation.report import EvalConfig, evaluate_checkpoint
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
+from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 from mlprune.train import TrainConfig, train
 
@@ -31,8 +31,12 @@ def test_training_on_cuda_uses_bf16_and_moves_weights(tiny_voc, tmp_path):
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     dataset = DetectionDataset(read_split(tiny_voc, "trainval", CLASSES), build_train_transform(["flip"]))
+    dtypes = set()
+    model.backbone.convs["conv1_1"].register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
     history = train(model, dataset, TrainConfig(epochs=1, batch_size=4, warmup_iters=0), device=torch.device("cuda"),
                     seed=0, work_dir=tmp_path / "work")
+    assert dtypes == {torch.bfloat16}  # autocast ran the convs in bf16
+    assert next(model.parameters()).dtype == torch.float32  # fp32 master weights
     assert torch.isfinite(torch.tensor(history[-1]["loss"]))
     assert next(model.parameters()).device.type == "cuda"
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v.cpu(), before[k])]
@@ -42,8 +46,9 @@ def test_training_on_cuda_uses_bf16_and_moves_weights(tiny_voc, tmp_path):
 def test_evaluate_on_cuda_reports_cpu_costs(tiny_voc, tmp_path):
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(checkpoint, tiny_model())
-    metrics = evaluate_checkpoint(checkpoint, DataConfig(root=str(tiny_voc), classes=CLASSES),
-                                  EvalConfig(batch_size=4, latency_runs=2), RuntimeConfig(device="cuda"),
+    metrics = evaluate_checkpoint(checkpoint, checkpoint, DataConfig(root=str(tiny_voc), classes=CLASSES),
+                                  EvalConfig(models=["pretrain"], batch_size=4, latency_runs=2),
+                                  RuntimeConfig(device="cuda"),
                                   tmp_path / "eval.json", tmp_path / "results")
     assert json.loads((tmp_path / "eval.json").read_text())["params"] == metrics["params"] > 0
     assert metrics["cpu_latency_ms"] > 0 and metrics["gflops"] > 0

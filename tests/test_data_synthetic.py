@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mlprune.data import synthetic
-from mlprune.data.synthetic import SHAPES, SyntheticConfig, generate_voc_dataset
 from mlprune.data.voc import read_split
 from mlprune.errors import ConfigError
+from mlprune.synthetic import scenes as synthetic
+from mlprune.synthetic.scenes import SHAPES, SyntheticConfig, generate_voc_dataset
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]
 

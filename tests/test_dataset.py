@@ -10,10 +10,10 @@ import torch
 from torchvision import tv_tensors
 
 from mlprune.data.dataset import DetectionDataset
-from mlprune.data.synthetic import generate_voc_dataset
 from mlprune.data.transforms import AUGMENTATIONS, FastIoUCrop, build_eval_transform, build_train_transform
 from mlprune.data.voc import Annotation, read_split
 from mlprune.errors import DataError
+from mlprune.synthetic.scenes import generate_voc_dataset
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]
 SIZE = 96

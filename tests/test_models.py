@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from mlprune.errors import ConfigError
-from mlprune.models.arch import FAMILIES, build_spec
+from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model, count_parameters, fold_batch_norm, named_convs
+from mlprune.models.family import FAMILIES
 
 # Table 1 of the paper: SSD300 pruned "6det" widths.
 SSD300_6DET = {

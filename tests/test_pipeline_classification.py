@@ -5,7 +5,9 @@ import json
 
 import pytest
 import yaml
-from pipeline_helpers import ROOT, dvc, make_repo, merge, run
+from pipeline_helpers import ROOT, dvc, make_repo, run
+
+from mlprune.config import merge_params
 
 TINY = {
     "synthetic": {"trainval": 160, "test": 40},
@@ -18,8 +20,10 @@ TINY_PHASE = {"tolerance": 1.0, "l1": {"epochs": 1, "batch_size": 16}, "retrain"
 
 
 def classification_params() -> dict:
-    params = merge(yaml.safe_load((ROOT / "configs/classification.yaml").read_text()), TINY)
-    params["phases"] = {name: merge(params["phases"][name], TINY_PHASE) for name in ("phase1", "phase2")}
+    params = merge_params(yaml.safe_load((ROOT / "configs/classification.yaml").read_text()), TINY)
+    params["phase_defaults"] = merge_params(params["phase_defaults"], TINY_PHASE)
+    params["phases"] = {name: params["phases"][name] for name in ("phase1", "phase2")}
+    params["evaluate"]["models"] = ["pretrain", "phase1", "phase2"]
     return params
 
 

@@ -29,9 +29,9 @@ from mlprune.data.gtsdb import GTSDB_CATEGORIES, GTSDB_CLASS_IDS, gtsdb_labels, 
 from mlprune.data.gtsrb import GTSRB_CLASSES, read_gtsrb
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.problems import Problems
-from mlprune.data.synthetic_crops import CROP_CLASSES, generate_cifar_dataset, render_crops
 from mlprune.data.voc_devkit import PAPER_TEST_PARTS, PAPER_TRAIN_PARTS, read_devkit
 from mlprune.errors import ConfigError, DataError
+from mlprune.synthetic.crops import CROP_CLASSES, generate_cifar_dataset, render_crops
 
 
 def _error(read, *args, **kwargs) -> str:

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.cli import app
 from mlprune.data.splits import DataConfig
-from mlprune.evaluation.report import EvalConfig, evaluate_checkpoint
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
+from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 
 # --- graceful edge cases ---------------------------------------------------------------
@@ -73,7 +73,8 @@ def test_class_without_test_objects_is_reported_missing_and_left_out_of_the_mean
     checkpoint, metrics_json = tmp_path / "model.pt", tmp_path / "eval.json"
     save_checkpoint(checkpoint, whole_image_circle_detector())
     data = DataConfig(root=str(write_test_split(tmp_path / "voc")), classes=EVAL_CLASSES)
-    evaluate_checkpoint(checkpoint, data, EvalConfig(batch_size=2, latency_runs=1), RuntimeConfig(device="cpu"),
+    evaluate_checkpoint(checkpoint, checkpoint, data, EvalConfig(models=["pretrain"], batch_size=2, latency_runs=1),
+                        RuntimeConfig(device="cpu"),
                         metrics_out=metrics_json, results_dir=tmp_path / "results")
     metrics = json.loads(metrics_json.read_text())
     assert metrics["ap_voc07"] == metrics["ap_area"] == {"circle": 1.0, "square": 0.0, "hexagon": None}
@@ -108,7 +109,7 @@ def test_layer_left_with_a_single_filter_survives_surgery_and_runs(tmp_path, tin
     (tmp_path / "selection.json").write_text(json.dumps({"layers": {"conv3_3": layer}}))
     invoke_ok(["surgery", "--model", str(tmp_path / "l1.pt"), "--selection", str(tmp_path / "selection.json"),
                "--out", str(tmp_path / "pruned.pt")])
-    pruned, _ = load_checkpoint(tmp_path / "pruned.pt")
+    pruned = load_checkpoint(tmp_path / "pruned.pt")
     assert pruned.spec.widths["conv3_3"] == 1
     (detections,) = pruned.eval()([torch.rand(3, 96, 96)])
     assert detections["boxes"].shape[1] == 4
@@ -164,8 +165,8 @@ def test_killed_repro_resumes_to_the_results_of_an_uninterrupted_run(tiny_pipeli
     assert "Stage 'data' didn't change, skipping" in out
     assert f"resuming from {KILLED_WORK_DIR}/resume.pt after epoch 1" in out
 
-    resumed, _ = load_checkpoint(repo / "models/pretrain/model.pt")
-    uninterrupted, _ = load_checkpoint(tiny_pipeline / "models/pretrain/model.pt")
+    resumed = load_checkpoint(repo / "models/pretrain/model.pt")
+    uninterrupted = load_checkpoint(tiny_pipeline / "models/pretrain/model.pt")
     for name, tensor in uninterrupted.state_dict().items():
         assert torch.equal(resumed.state_dict()[name], tensor), name
     files = result_files(repo)

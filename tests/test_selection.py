@@ -138,35 +138,12 @@ def test_consumers_are_pooled():
     assert next_only.removed == [0, 1]
 
 
-def test_linear_consumer_with_channel_groups():
-    src = torch.stack([with_zeros((1, 3, 3), 8)] * 2)
-    fc = torch.ones(3, 8)  # 2 channels x 4 spatial positions
-    fc[:, :4] = 0
-    fc[:, 4:7] = 0  # channel 1: 9 of 12 weights zero, 0.75 < s_G
-    result = select_filters(["src"], {"src": src, "fc": fc}, {"src": ["fc"]}, RULE, {"fc": 4})["src"]
-    assert result.consumer_sparsity == [1.0, 0.75]
-    assert result.removed == [0]
-
-
-def test_channel_groups_reduce_the_consumer_for_the_next_layer():
-    src = torch.stack([torch.zeros(1, 1, 1), torch.ones(1, 1, 1)])
-    fc = torch.arange(1.0, 9.0).reshape(1, 8)  # channel 0 owns columns 0-3
-    fc[0, 4:] = 0  # on the 4 columns that remain only zeros
-    fc2 = torch.ones(2, 1)
-    result = select_filters(
-        ["src", "fc"], {"src": src, "fc": fc, "fc2": fc2}, {"src": ["fc"], "fc": ["fc2"]}, RULE, {"fc": 4}
-    )
-    assert result["src"].removed == [0]
-    assert result["fc"].filter_sparsity == [1.0]
-    assert result["fc"].reasons == {0: "min_keep"}
-
-
 def test_mismatched_consumer_raises_naming_the_layer():
     weights = {"a": torch.ones(3, 1, 3, 3), "b": torch.ones(2, 4, 3, 3)}
     with pytest.raises(ValueError, match="layer a: consumer b"):
         select_filters(["a"], weights, {"a": ["b"]}, RULE)
     with pytest.raises(ValueError, match="layer a: consumer b"):
-        select_filters(["a"], {"a": torch.ones(3, 1), "b": torch.ones(2, 9)}, {"a": ["b"]}, RULE, {"b": 2})
+        select_filters(["a"], {"a": torch.ones(3, 1), "b": torch.ones(2, 9)}, {"a": ["b"]}, RULE)
 
 
 def test_missing_weight_and_duplicate_layer_raise():

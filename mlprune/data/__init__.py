@@ -1,2 +1,2 @@
-"""Datasets: the synthetic generators (VOC detection, classification crops), the readers (VOC,
-VOCdevkit, GTSDB, CIFAR-10, GTSRB), the in-memory dataset, transforms and `check-data`."""
+"""Datasets as the stages read them: the readers (VOC, VOCdevkit, GTSDB, CIFAR-10, GTSRB),
+the train/validation/test splits of the `data` section, the in-memory datasets and transforms."""

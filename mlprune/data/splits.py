@@ -27,9 +27,10 @@ from mlprune.data.transforms import build_eval_transform, build_train_transform
 from mlprune.data.voc import Annotation, read_split, split_validation
 from mlprune.data.voc_devkit import read_devkit
 from mlprune.errors import ConfigError
+from mlprune.task_names import CLASSIFICATION, DETECTION
 
-DETECTION_FORMATS = ("voc", "voc-devkit", "gtsdb")
-CLASSIFICATION_FORMATS = ("cifar10", "gtsrb")
+FORMAT_TASKS = {"voc": DETECTION, "voc-devkit": DETECTION, "gtsdb": DETECTION,
+                "cifar10": CLASSIFICATION, "gtsrb": CLASSIFICATION}
 FIXED_SPLITS = {"cifar10": tuple(CIFAR10_SPLITS), "gtsrb": GTSRB_SPLITS, "gtsdb": GTSDB_SPLITS}
 
 
@@ -44,7 +45,7 @@ class DataConfig:
     image_size: int = 32  # classification: gtsrb images are resized to this square
 
     def __post_init__(self) -> None:
-        formats = DETECTION_FORMATS + CLASSIFICATION_FORMATS
+        formats = tuple(FORMAT_TASKS)
         require(self.format in formats, "format", f"must be one of {formats}, got {self.format!r}")
         require(len(self.classes) >= 1, "classes", "needs at least one class")
         require(len(set(self.classes)) == len(self.classes), "classes", "has duplicates")
@@ -61,7 +62,13 @@ class DataConfig:
 
     @property
     def task(self) -> str:
-        return "classification" if self.format in CLASSIFICATION_FORMATS else "detection"
+        return FORMAT_TASKS[self.format]
+
+    def check_model_task(self, model_task: str, model_name: str) -> None:
+        """A detection dataset needs a detector, a classification dataset a classifier."""
+        if model_task != self.task:
+            raise ConfigError(f"data.format: {self.format!r} is a {self.task} dataset but model "
+                              f"{model_name!r} is a {model_task} model")
 
 
 def read_annotations(config: DataConfig, split: str) -> list[Annotation]:
@@ -87,7 +94,7 @@ def read_labeled(config: DataConfig, split: str) -> LabeledImages:
 
 
 def train_dataset(config: DataConfig, seed: int, augment: list[str]) -> torch.utils.data.Dataset:
-    if config.task == "classification":
+    if config.task == CLASSIFICATION:
         data = read_labeled(config, config.train_split)
         return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[0], augment)
     train, _ = split_validation(read_annotations(config, config.train_split), config.val_fraction, seed)
@@ -95,7 +102,7 @@ def train_dataset(config: DataConfig, seed: int, augment: list[str]) -> torch.ut
 
 
 def val_dataset(config: DataConfig, seed: int) -> torch.utils.data.Dataset:
-    if config.task == "classification":
+    if config.task == CLASSIFICATION:
         data = read_labeled(config, config.train_split)
         return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[1])
     _, val = split_validation(read_annotations(config, config.train_split), config.val_fraction, seed)
@@ -103,7 +110,7 @@ def val_dataset(config: DataConfig, seed: int) -> torch.utils.data.Dataset:
 
 
 def test_dataset(config: DataConfig) -> torch.utils.data.Dataset:
-    if config.task == "classification":
+    if config.task == CLASSIFICATION:
         return ClassificationDataset(read_labeled(config, config.test_split))
     return DetectionDataset(read_annotations(config, config.test_split), build_eval_transform())
 

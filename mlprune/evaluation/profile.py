@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -28,34 +28,46 @@ def count_gflops(model: nn.Module, image_size: int, forward: Forward = nn.Module
 
 
 @torch.no_grad()
-def cpu_latency_ms(model: nn.Module, image_size: int, threads: int = 2, warmup: int = 3, runs: int = 20) -> float:
+def cpu_latency_ms(models: Sequence[nn.Module], image_size: int, threads: int = 2, warmup: int = 3,
+                   runs: int = 20) -> list[float]:
     """Median wall time of one full prediction at batch 1 on CPU (a detector's: resize, backbone,
-    heads, NMS)."""
+    heads, NMS), for each model. Runs alternate between the models (A B A B ...), so a
+    noisy machine slows them alike and their ratio holds."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
-    model = model.cpu().eval()
+    models = [model.cpu().eval() for model in models]
     image = [torch.rand(3, image_size, image_size, generator=torch.Generator().manual_seed(0))]
+    times: list[list[float]] = [[] for _ in models]
     try:
         for _ in range(warmup):
-            model(image)
-        times = []
+            for model in models:
+                model(image)
         for _ in range(runs):
-            start = time.perf_counter()
-            model(image)
-            times.append(time.perf_counter() - start)
+            for model, series in zip(models, times, strict=True):
+                start = time.perf_counter()
+                model(image)
+                series.append(time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous)
-    return statistics.median(times) * 1000
+    return [statistics.median(series) * 1000 for series in times]
 
 
-def cost_metrics(model: nn.Module, checkpoint: Path, image_size: int, latency_runs: int,
+def cost_metrics(model: nn.Module, checkpoint: Path, baseline: nn.Module, latency_runs: int,
                  threads: int = 2, forward: Forward = nn.Module.__call__) -> dict[str, float]:
-    """Costs are measured on the CPU, so they compare across runs trained on any device.
-    GFLOPs count `forward` (for a detector, the task leaves out the content-dependent NMS)."""
-    model = model.cpu()
+    """Params, GFLOPs, size and CPU latency of `model`, and each against `baseline` (the model
+    pruning started from). Costs are measured on the CPU, so they compare across runs trained
+    on any device. GFLOPs count `forward` (for a detector, the task leaves out the
+    content-dependent NMS)."""
+    image_size = model.spec.image_size
+    params, baseline_params = count_parameters(model), count_parameters(baseline)
+    gflops, baseline_gflops = (count_gflops(m.cpu(), image_size, forward) for m in (model, baseline))
+    latency, baseline_latency = cpu_latency_ms([model, baseline], image_size, threads, runs=latency_runs)
     return {
-        "params": count_parameters(model),
-        "gflops": round(count_gflops(model, image_size, forward), 4),
+        "params": params,
+        "gflops": round(gflops, 4),
         "size_mb": round(Path(checkpoint).stat().st_size / 1e6, 3),
-        "cpu_latency_ms": round(cpu_latency_ms(model, image_size, threads, runs=latency_runs), 2),
+        "cpu_latency_ms": round(latency, 2),
+        "compression_x": round(baseline_params / params, 3),
+        "flops_reduction": round(1 - gflops / baseline_gflops, 4),
+        "latency_speedup_x": round(baseline_latency / latency, 3),
     }

@@ -17,11 +17,11 @@ from torch import nn
 
 from mlprune.atomic import atomic_path
 from mlprune.data.splits import DataConfig
-from mlprune.errors import ConfigError
 from mlprune.evaluation.accuracy import per_class_accuracy, predict_labels, top1
 from mlprune.evaluation.predict import ground_truth, predict
 from mlprune.evaluation.voc_ap import evaluate_voc, write_voc_results
 from mlprune.models.arch import ArchSpec
+from mlprune.task_names import CLASSIFICATION, DETECTION
 
 Dataset = torch.utils.data.Dataset
 
@@ -71,14 +71,14 @@ def _backbone_and_heads(model, images):
     return model.head(list(model.backbone(images).values()))
 
 
-DETECTION = Task("detection", "map_voc07", _map_score, _detection_metrics, _backbone_and_heads)
-CLASSIFICATION = Task("classification", "top1", _top1_score, _classification_metrics, nn.Module.__call__)
-TASKS = {task.name: task for task in (DETECTION, CLASSIFICATION)}
+TASKS = {
+    DETECTION: Task(DETECTION, "map_voc07", _map_score, _detection_metrics, _backbone_and_heads),
+    CLASSIFICATION: Task(CLASSIFICATION, "top1", _top1_score, _classification_metrics, nn.Module.__call__),
+}
 
 
 def task_for(data: DataConfig, spec: ArchSpec | None = None) -> Task:
     """The task of `data.format`, checked against the model's when one is given."""
-    if spec is not None and spec.task != data.task:
-        raise ConfigError(f"data.format: {data.format!r} is a {data.task} dataset but model "
-                          f"{spec.model!r} is a {spec.task} model")
+    if spec is not None:
+        data.check_model_task(spec.task, spec.model)
     return TASKS[data.task]

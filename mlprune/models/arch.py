@@ -1,4 +1,4 @@
-"""Architecture specs: the paper's VGG16-SSD and VGG16 layer tables and the JSON channel spec.
+"""Architecture specs: the JSON channel spec of a model, and the `model` section of params.yaml.
 
 A model is fully described by an `ArchSpec` (layer widths by paper name, classes,
 input size, number of detection sources, BatchNorm or not). Checkpoints store it as
@@ -10,130 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from mlprune.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ConvDef:
-    """One backbone conv: paper name, full-width output channels and geometry.
-
-    `pool_after` is the max-pool that follows the conv's ReLU (kernel, stride, padding,
-    ceil_mode), or None.
-    """
-
-    name: str
-    channels: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int = 1
-    dilation: int = 1
-    pool_after: tuple[int, int, int, bool] | None = None
-
-
-@dataclass(frozen=True)
-class DefaultBoxes:
-    """SSD default-box settings, one entry per detection source (scales has one more)."""
-
-    aspect_ratios: tuple[tuple[int, ...], ...]
-    scales: tuple[float, ...]
-    steps: tuple[int, ...]
-
-
-_POOL = (2, 2, 0, False)
-_VGG = (
-    ConvDef("conv1_1", 64),
-    ConvDef("conv1_2", 64, pool_after=_POOL),
-    ConvDef("conv2_1", 128),
-    ConvDef("conv2_2", 128, pool_after=_POOL),
-    ConvDef("conv3_1", 256),
-    ConvDef("conv3_2", 256),
-    ConvDef("conv3_3", 256, pool_after=(2, 2, 0, True)),  # ceil: 75 -> 38 at input 300
-    ConvDef("conv4_1", 512),
-    ConvDef("conv4_2", 512),
-    ConvDef("conv4_3", 512, pool_after=_POOL),
-    ConvDef("conv5_1", 512),
-    ConvDef("conv5_2", 512),
-    ConvDef("conv5_3", 512, pool_after=(3, 1, 1, False)),
-    ConvDef("conv6", 1024, padding=6, dilation=6),  # fc6, atrous
-    ConvDef("conv7", 1024, kernel=1, padding=0),  # fc7
-    ConvDef("conv8_1", 256, kernel=1, padding=0),
-    ConvDef("conv8_2", 512, stride=2),
-    ConvDef("conv9_1", 128, kernel=1, padding=0),
-    ConvDef("conv9_2", 256, stride=2),
-    ConvDef("conv10_1", 128, kernel=1, padding=0),
-)
-
-SSD300_CONVS = _VGG + (
-    ConvDef("conv10_2", 256, padding=0),
-    ConvDef("conv11_1", 128, kernel=1, padding=0),
-    ConvDef("conv11_2", 256, padding=0),
-)
-
-SSD512_CONVS = _VGG + (
-    ConvDef("conv10_2", 256, stride=2),
-    ConvDef("conv11_1", 128, kernel=1, padding=0),
-    ConvDef("conv11_2", 256, stride=2),
-    ConvDef("conv12_1", 128, kernel=1, padding=0),
-    ConvDef("conv12_2", 256, kernel=4, padding=1),
-)
-
-
-# VGG16 for 32x32 classification (CIFAR-10, GTSRB): the 13 convs with BN, a max-pool after
-# blocks 1-4 (32 -> 2), a global average pool, then one linear classifier: the variant
-# pruning papers use (network slimming, Liu et al. 2017).
-VGG16_CLASSIFIER_CONVS = tuple(
-    ConvDef(c.name, c.channels, pool_after=_POOL if c.name in ("conv1_2", "conv2_2", "conv3_3", "conv4_3") else None)
-    for c in _VGG[:13]
-)
-
-DETECTION, CLASSIFICATION = "detection", "classification"
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """The constants of one architecture: an SSD variant (from the original SSD) or VGG16."""
-
-    convs: tuple[ConvDef, ...]
-    image_size: int
-    task: str = DETECTION
-    sources: tuple[str, ...] = ()  # detection sources, in order
-    boxes: DefaultBoxes | None = None
-
-    @property
-    def extra_classes(self) -> int:
-        """Outputs beyond the dataset's classes: the detector's background class."""
-        return 1 if self.task == DETECTION else 0
-
-
-FAMILIES: dict[str, ModelFamily] = {
-    "ssd300": ModelFamily(
-        convs=SSD300_CONVS,
-        sources=("conv4_3", "conv7", "conv8_2", "conv9_2", "conv10_2", "conv11_2"),
-        boxes=DefaultBoxes(
-            aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
-            scales=(0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05),
-            steps=(8, 16, 32, 64, 100, 300),
-        ),
-        image_size=300,
-    ),
-    "ssd512": ModelFamily(
-        convs=SSD512_CONVS,
-        sources=("conv4_3", "conv7", "conv8_2", "conv9_2", "conv10_2", "conv11_2", "conv12_2"),
-        boxes=DefaultBoxes(
-            aspect_ratios=((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
-            scales=(0.04, 0.1, 0.26, 0.42, 0.58, 0.74, 0.9, 1.06),
-            steps=(8, 16, 32, 64, 128, 256, 512),
-        ),
-        image_size=512,
-    ),
-    "vgg16": ModelFamily(convs=VGG16_CLASSIFIER_CONVS, image_size=32, task=CLASSIFICATION),
-}
-
-
-def family(model: str) -> ModelFamily:
-    try:
-        return FAMILIES[model]
-    except KeyError:
-        raise ConfigError(f"model.name: unknown model {model!r}; choose one of {sorted(FAMILIES)}") from None
+from mlprune.models.family import ModelFamily, family
+from mlprune.models.layers import ConvDef
 
 
 def scaled_widths(model: str, width: float, min_channels: int = 4) -> dict[str, int]:
@@ -162,7 +40,7 @@ class ArchSpec:
     def __post_init__(self) -> None:
         fam = family(self.model)
         k = self.num_sources if self.num_sources is not None else len(fam.sources)
-        if fam.task == DETECTION and not 1 <= k <= len(fam.sources):
+        if fam.sources and not 1 <= k <= len(fam.sources):
             raise ConfigError(f"num_sources: must be in 1..{len(fam.sources)}, got {k}")
         object.__setattr__(self, "num_sources", k)
         if self.image_size is None:
@@ -206,11 +84,13 @@ class ArchSpec:
 
     def heads_of(self, layer: str) -> list[str]:
         """The non-backbone layers that read `layer`: its loc/conf heads, or the classifier."""
-        if layer in self.sources:
-            return [f"{layer}_loc", f"{layer}_conf"]
-        if self.task == CLASSIFICATION and layer == self.convs[-1].name:
-            return ["classifier"]
-        return []
+        return self.family.heads_of(self, layer)
+
+    def input_of(self, layer: str) -> str | None:
+        """The backbone conv whose output channels weight layer `layer` reads (None: the image)."""
+        if layer in self.widths:
+            return self.producer_of(layer)
+        return self.family.head_input(self, layer)
 
     def producer_of(self, layer: str) -> str | None:
         """The backbone conv whose output channels `layer` reads; None for the first conv."""

@@ -1,8 +1,8 @@
 """Any model from its ArchSpec, and what pruning does to every model alike.
 
 Detectors (VGG16-SSD) and classifiers (VGG16) share the trunk layout
-`backbone.convs.<paper name>`; they differ in their heads: loc/conf convs per detection
-source, or one linear classifier.
+`backbone.convs.<paper name>`; what differs (heads, their inputs, per-channel scales)
+is their family's to say (`models/family.py`).
 """
 
 from __future__ import annotations
@@ -10,35 +10,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlprune.models.arch import CLASSIFICATION, ArchSpec
-from mlprune.models.ssd import build_ssd, head_convs
-from mlprune.models.vgg import VGGClassifier
-
-DETECTOR_OPTIONS = ("score_thresh", "nms_thresh", "detections_per_img")
+from mlprune.models.arch import ArchSpec
 
 
 def build_model(spec: ArchSpec, **detector_options) -> nn.Module:
-    if spec.task == CLASSIFICATION:
-        return VGGClassifier(spec)
-    return build_ssd(spec, **detector_options)
+    return spec.family.build(spec, **detector_options)
 
 
 def rebuild(model: nn.Module, spec: ArchSpec) -> nn.Module:
     """A fresh model of `spec` with the same inference settings as `model`."""
-    options = {name: getattr(model, name) for name in DETECTOR_OPTIONS if hasattr(model, name)}
-    return build_model(spec, **options)
-
-
-def head_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The layers after the trunk, by name: `<source>_loc`/`_conf` convs, or `classifier`."""
-    if isinstance(model, VGGClassifier):
-        return {"classifier": model.classifier}
-    return head_convs(model)
+    return build_model(spec, **spec.family.inference_options(model))
 
 
 def named_convs(model: nn.Module) -> dict[str, nn.Module]:
-    """Every weight layer by paper name: backbone convs, then heads."""
-    return {**dict(model.backbone.convs.items()), **head_layers(model)}
+    """Every weight layer by paper name: backbone convs, then heads (`<source>_loc`/`_conf`, `classifier`)."""
+    return {name: model.get_submodule(path) for name, path in model.spec.family.layer_paths(model.spec).items()}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,6 +8,7 @@ are torchvision's.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,10 @@ from torch import nn
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.ssd import SSD, SSDHead
 
-from mlprune.models.arch import ArchSpec
 from mlprune.models.vgg import IMAGE_MEAN, IMAGE_STD, VGGTrunk
+
+if TYPE_CHECKING:
+    from mlprune.models.arch import ArchSpec
 
 L2NORM_INIT = 20.0
 
@@ -38,14 +41,15 @@ class VGGBackbone(VGGTrunk):
     def __init__(self, spec: ArchSpec):
         super().__init__(spec)
         self.sources = spec.sources
-        self.conv4_3_norm = L2Norm(spec.widths["conv4_3"])
+        self.normalised_layer = spec.family.normalised_layer
+        self.conv4_3_norm = L2Norm(spec.widths[self.normalised_layer])
         self.out_channels = [spec.widths[s] for s in self.sources]
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         features: OrderedDict[str, torch.Tensor] = OrderedDict()
         for d, activation in self.layers(x):
             if d.name in self.sources:
-                features[d.name] = self.conv4_3_norm(activation) if d.name == "conv4_3" else activation
+                features[d.name] = self.conv4_3_norm(activation) if d.name == self.normalised_layer else activation
         return features
 
 
@@ -64,12 +68,3 @@ def build_ssd(spec: ArchSpec, score_thresh: float = 0.01, nms_thresh: float = 0.
                 detections_per_img=detections_per_img)
     model.spec = spec
     return model
-
-
-def head_convs(model: SSD) -> dict[str, nn.Conv2d]:
-    """The loc/conf head convs by paper name: `<source>_loc`, `<source>_conf`."""
-    sources = model.backbone.sources
-    loc = model.head.regression_head.module_list
-    conf = model.head.classification_head.module_list
-    return {**{f"{s}_loc": loc[i] for i, s in enumerate(sources)},
-            **{f"{s}_conf": conf[i] for i, s in enumerate(sources)}}

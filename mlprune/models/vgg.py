@@ -7,12 +7,16 @@ both models, so BN folding, freezing, selection and surgery treat them alike.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlprune.models.arch import ArchSpec, ConvDef
+from mlprune.models.layers import ConvDef
+
+if TYPE_CHECKING:
+    from mlprune.models.arch import ArchSpec
 
 # Inputs are 0-1 images of our own data; there are no Caffe-style pretrained weights.
 IMAGE_MEAN = [0.485, 0.456, 0.406]

@@ -58,23 +58,19 @@ def select_filters(
     weights: Mapping[str, torch.Tensor],
     consumers: Mapping[str, Sequence[str]],
     rule: SelectionRule,
-    consumer_group: Mapping[str, int] | None = None,
 ) -> dict[str, LayerSelection]:
     """Run Algorithm 1 over `layers` in order; `weights` is left untouched.
 
     `consumers[l]` names every weight that reads l's output channels in dim 1 (next
-    conv, detection heads). `consumer_group[c]` is the number of dim-1 columns each
-    channel owns in consumer c (e.g. h*w for a linear layer fed by a flattened conv);
-    it defaults to 1.
+    conv, detection heads, a classifier's linear layer).
     """
-    groups = dict(consumer_group or {})
-    check_inputs(layers, weights, consumers, groups)
+    check_inputs(layers, weights, consumers)
     work = {name: w.detach() for name, w in weights.items()}
     result = {}
     for layer in layers:
         names = list(consumers.get(layer, ()))
-        result[layer] = select_layer(layer, work, names, groups, rule)
-        remove_channels(layer, result[layer].kept, work, names, groups)
+        result[layer] = select_layer(layer, work, names, rule)
+        remove_channels(layer, result[layer].kept, work, names)
     return result
 
 
@@ -82,7 +78,6 @@ def check_inputs(
     layers: Sequence[str],
     weights: Mapping[str, torch.Tensor],
     consumers: Mapping[str, Sequence[str]],
-    groups: Mapping[str, int],
 ) -> None:
     if len(set(layers)) != len(layers):
         raise ValueError(f"layers listed more than once: {sorted({n for n in layers if layers.count(n) > 1})}")
@@ -94,18 +89,13 @@ def check_inputs(
         for name in consumers.get(layer, ()):
             if name not in weights:
                 raise ValueError(f"layer {layer}: no weight given for consumer {name}")
-    for name, group in groups.items():
-        if group < 1:
-            raise ValueError(f"consumer {name}: consumer_group must be >= 1, got {group}")
 
 
-def channel_view(weight: torch.Tensor, channels: int, group: int, layer: str, consumer: str) -> torch.Tensor:
+def channel_view(weight: torch.Tensor, channels: int, layer: str, consumer: str) -> torch.Tensor:
     """Consumer weight as (out, channels, rest): channel i owns view[:, i]."""
     inputs = weight.shape[1] if weight.dim() >= 2 else None
-    if inputs != channels * group:
-        raise ValueError(
-            f"layer {layer}: consumer {consumer} has {inputs} inputs in dim 1, expected {channels} channels x {group}"
-        )
+    if inputs != channels:
+        raise ValueError(f"layer {layer}: consumer {consumer} has {inputs} inputs in dim 1, expected {channels}")
     return weight.reshape(weight.shape[0], channels, -1)
 
 
@@ -113,14 +103,13 @@ def select_layer(
     layer: str,
     work: Mapping[str, torch.Tensor],
     names: Sequence[str],
-    groups: Mapping[str, int],
     rule: SelectionRule,
 ) -> LayerSelection:
     flat = work[layer].reshape(work[layer].shape[0], -1)
     width, per_filter = flat.shape
     nonzero = (flat != 0).sum(dim=1).tolist()
     s_f = [(per_filter - n) / per_filter for n in nonzero]
-    s_g = measure_consumer_sparsity(layer, width, work, names, groups)
+    s_g = measure_consumer_sparsity(layer, width, work, names)
     reasons = decide_removals(s_f, s_g, nonzero, rule)
     removed = sorted(i for i, why in reasons.items() if why != MIN_KEEP)
     return LayerSelection(
@@ -138,12 +127,11 @@ def measure_consumer_sparsity(
     width: int,
     work: Mapping[str, torch.Tensor],
     names: Sequence[str],
-    groups: Mapping[str, int],
 ) -> list[float]:
     """sparsity(G_i): zeros over all consumers' slices for channel i, pooled."""
     if not names:
         return [0.0] * width
-    views = [channel_view(work[n], width, groups.get(n, 1), layer, n) for n in names]
+    views = [channel_view(work[n], width, layer, n) for n in names]
     zeros = sum((v == 0).sum(dim=(0, 2)) for v in views).tolist()
     total = sum(v.shape[0] * v.shape[2] for v in views)
     return [z / total for z in zeros]
@@ -176,16 +164,15 @@ def remove_channels(
     kept: Sequence[int],
     work: dict[str, torch.Tensor],
     names: Sequence[str],
-    groups: Mapping[str, int],
 ) -> None:
     """Drop the removed filters of `layer` and the consumer slices that read them."""
     width = work[layer].shape[0]
     index = torch.tensor(kept, dtype=torch.long)
     work[layer] = work[layer].index_select(0, index)
     for name in names:
-        weight, group = work[name], groups.get(name, 1)
-        view = channel_view(weight, width, group, layer, name).index_select(1, index)
-        work[name] = view.reshape(weight.shape[0], len(kept) * group, *weight.shape[2:])
+        weight = work[name]
+        view = channel_view(weight, width, layer, name).index_select(1, index)
+        work[name] = view.reshape(weight.shape[0], len(kept), *weight.shape[2:])
 
 
 def selection_to_json(

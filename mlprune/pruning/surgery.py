@@ -1,10 +1,10 @@
 """Surgery: rebuild a dense, smaller detector or classifier without the selected filters.
 
 Works on the model's own channel spec: the pruned model is built from the spec with
-the new widths, and every tensor is copied sliced by the kept indices of its producer
-(input channels) and of its own layer (output channels). Consumers of a conv are the
-next conv, the loc/conf heads if it is a detection source, for conv4_3 the L2Norm
-scale, and for a classifier's last conv the input columns of its linear layer.
+the new widths, and every weight layer's tensors are copied sliced by the kept indices
+of the layer it reads (input channels) and of its own filters (output channels). The
+model's family says which layer each head reads and which per-channel vectors (conv4_3's
+L2Norm scale) go with a layer's filters.
 
 A removed filter is one L1 drove (nearly) to zero, so what it still outputs is the
 constant relu(bias). Dropping that would shift every consumer, so before slicing the
@@ -34,8 +34,9 @@ def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Mod
     pruned = rebuild(model, spec.replace(widths=widths))
     out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
     state = fold_removed_outputs(model, kept).state_dict()
-    new_state = {key: _slice(key, value, spec, out_index) for key, value in state.items()}
-    pruned.load_state_dict(new_state)
+    plan = slicing_plan(spec)
+    pruned.load_state_dict({key: _slice(value, *plan.get(key, (None, None)), out_index)
+                            for key, value in state.items()})
     return pruned.train(model.training)
 
 
@@ -64,9 +65,9 @@ def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) ->
 
 
 def _linear_consumers(layer: str, spec) -> list[str]:
-    """The consumers a removed filter's constant output can be folded into: conv4_3's heads
-    read it through the L2Norm, which is not linear."""
-    through_norm = spec.heads_of(layer) if layer == "conv4_3" else []
+    """The consumers a removed filter's constant output can be folded into: the heads of a
+    normalised layer (conv4_3's L2Norm) read it through a non-linear map."""
+    through_norm = spec.heads_of(layer) if layer == spec.family.normalised_layer else []
     return [name for name in spec.consumers_of(layer) if name not in through_norm]
 
 
@@ -94,23 +95,21 @@ def _check_indices(layer: str, indices: Sequence[int], widths: Mapping[str, int]
         raise MlpruneError(f"surgery: {layer} indices must be distinct and in [0, {widths[layer]}), got {bad}")
 
 
-def _slice(key: str, value: torch.Tensor, spec, out_index: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """Slice one state_dict entry by the kept filters of its layer and of its producer."""
-    parts = key.split(".")
-    if key == "backbone.conv4_3_norm.weight":
-        return _take(value, 0, out_index.get("conv4_3"))
-    if parts[0] == "backbone" and parts[1] == "convs":
-        layer = parts[2]
-        value = _take(value, 0, out_index.get(layer))
-        if parts[-1] == "weight":
-            value = _take(value, 1, out_index.get(spec.producer_of(layer)))
-        return value
-    if parts[0] == "head" and parts[-1] == "weight":
-        source = spec.sources[int(parts[-2])]  # head.<kind>_head.module_list.<i>.weight
-        return _take(value, 1, out_index.get(source))
-    if key == "classifier.weight":
-        return _take(value, 1, out_index.get(spec.convs[-1].name))
-    return value
+def slicing_plan(spec) -> dict[str, tuple[str | None, str | None]]:
+    """For each state-dict key that pruning resizes: the layer whose kept filters select its
+    dim 0 (its own outputs) and the layer whose kept filters select its dim 1 (its inputs)."""
+    plan = {}
+    for name, path in spec.family.layer_paths(spec).items():
+        own = name if name in spec.widths else None  # heads keep their outputs
+        plan[f"{path}.weight"] = (own, spec.input_of(name))
+        plan[f"{path}.bias"] = (own, None)
+    plan.update({key: (layer, None) for key, layer in spec.family.channel_scales(spec).items()})
+    return plan
+
+
+def _slice(value: torch.Tensor, outputs_of: str | None, inputs_of: str | None,
+           out_index: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    return _take(_take(value, 0, out_index.get(outputs_of)), 1, out_index.get(inputs_of))
 
 
 def _take(value: torch.Tensor, dim: int, index: torch.Tensor | None) -> torch.Tensor:

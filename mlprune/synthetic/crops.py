@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mlprune.data.cifar import SIDE, write_cifar_batches
 from mlprune.data.labeled import LabeledImages
-from mlprune.data.synthetic import NOISE_SIGMA, background, clutter, contrasting_colour, draw_shape
+from mlprune.synthetic.scenes import NOISE_SIGMA, background, clutter, contrasting_colour, draw_shape
 
 CROP_CLASSES = ("circle", "square", "triangle", "cross", "ring")
 SUPERSAMPLE = 2

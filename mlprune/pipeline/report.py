@@ -1,4 +1,4 @@
-"""Cross-stage tables: mAP against params over the phases, and the k-det table (Table 5)."""
+"""Stage `report`: mAP against params over the phases, and the k-det table (Table 5)."""
 
 from __future__ import annotations
 
@@ -36,4 +36,10 @@ def summary_rows(metrics_files: dict[str, Path]) -> list[dict]:
 
 
 def kdet_rows(metrics_dir: Path, ks: Sequence[int]) -> list[dict]:
-    return [{"k": k, **columns(read_metrics(metrics_dir / f"k{k}" / "eval.json"))} for k in ks]
+    """One row per k of the k-det models, from `<metrics_dir>/kdet_k<k>/eval.json`."""
+    return [{"k": k, **columns(read_metrics(metrics_dir / kdet_name(k) / "eval.json"))} for k in ks]
+
+
+def kdet_name(k: int) -> str:
+    """The name of the k-det model in models/, metrics/ and `evaluate.models`."""
+    return f"kdet_k{k}"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlprune.data.splits import DataConfig
-from mlprune.data.synthetic import SyntheticConfig, generate_voc_dataset
-from mlprune.data.synthetic_crops import CROP_CLASSES, generate_cifar_dataset
 from mlprune.errors import ConfigError
+from mlprune.synthetic.crops import CROP_CLASSES, generate_cifar_dataset
+from mlprune.synthetic.scenes import SyntheticConfig, generate_voc_dataset
 
 
 def generate_dataset(out: Path, data: DataConfig, config: SyntheticConfig, seed: int) -> None:

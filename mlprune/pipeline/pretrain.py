@@ -1,4 +1,4 @@
-"""Pretraining: train the model from scratch, then fold BatchNorm into the convs."""
+"""Stage `pretrain`: train the model from scratch, then fold BatchNorm into the convs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tqdm import tqdm
 from mlprune.atomic import write_csv
 from mlprune.checkpoint import save_checkpoint
 from mlprune.data.splits import DataConfig, train_dataset
-from mlprune.evaluation.tasks import task_for
 from mlprune.models.arch import ModelConfig
 from mlprune.models.build import build_model, fold_batch_norm
 from mlprune.runtime import RuntimeConfig, setup
@@ -22,7 +21,7 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     device = setup(runtime)
     dataset = train_dataset(data, runtime.seed, schedule.augment)
     model = build_model(model_config.to_spec(len(data.classes)))
-    task_for(data, model.spec)
+    data.check_model_task(model.spec.task, model.spec.model)
     tqdm.write(f"pretrain: {len(dataset)} images, {sum(p.numel() for p in model.parameters()):,} params, "
                f"{device}")
     history = train(model, dataset, schedule, device=device, seed=runtime.seed, work_dir=work_dir,

@@ -1,0 +1,6 @@
+"""Stage orchestration: one module per DVC stage, named after it.
+
+Each module reads the stage's inputs from files, calls the algorithm (`pruning`,
+`models`, `evaluation`, `train`) and writes the outputs atomically; it also holds the
+params block that only that stage reads. Nothing outside this package imports it.
+"""

@@ -1,0 +1,40 @@
+"""Stage `l1_finetune`: task loss + L1 on the phase's layers, giving Theta_L1 (+ Fig 2 data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlprune.atomic import atomic_path, write_csv
+from mlprune.checkpoint import load_checkpoint, save_checkpoint
+from mlprune.data.splits import DataConfig, train_dataset
+from mlprune.models.build import freeze_before
+from mlprune.pipeline.phase_config import PhaseConfig
+from mlprune.pruning.phases import phase_layers
+from mlprune.pruning.sparsity import conv_weights, l1_penalty, l1_proximal, weight_histogram
+from mlprune.runtime import RuntimeConfig, setup
+from mlprune.train import train
+
+
+def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: RuntimeConfig,
+                out: Path, history_csv: Path, hist_dir: Path, work_dir: Path) -> None:
+    """Fine-tune with task loss + lambda * sum |w| over the phase's penalised convs."""
+    device = setup(runtime)
+    model = load_checkpoint(start)
+    roles = phase_layers(model.spec, phase.layers)
+    before = {name: w.detach().clone() for name, w in conv_weights(model, phase.hist_layers).items()}
+    dataset = train_dataset(data, runtime.seed, phase.l1.augment)
+    if phase.freeze_earlier:
+        freeze_before(model, phase.layers[0])
+    if phase.l1_method == "proximal":
+        regulariser = {"after_step": l1_proximal(roles.penalised, phase.l1_strength)}
+    else:
+        regulariser = {"penalty": l1_penalty(roles.penalised, phase.l1_strength)}
+    history = train(model, dataset, phase.l1, device=device, seed=runtime.seed, work_dir=work_dir,
+                    desc="l1 fine-tune", **regulariser)
+    model.cpu()
+    save_checkpoint(out, model)
+    write_csv(history_csv, history)
+    with atomic_path(hist_dir) as tmp:
+        tmp.mkdir()
+        for name, after in conv_weights(model, phase.hist_layers).items():
+            write_csv(tmp / f"{name}.csv", weight_histogram(before[name].flatten(), after.detach().flatten()))

@@ -1,0 +1,103 @@
+"""The `phase_defaults` and `phases` sections of params.yaml.
+
+A phase states only what differs from `phase_defaults` (at least its `start` and
+`layers`); the two are merged key by key, nested schedules included, so
+`dvc exp run -S phase_defaults.l1_strength=0.3` changes every phase at once and
+`-S phases.phase2.tolerance=0.05` one phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlprune.config import merge_params, parse, require, section
+from mlprune.errors import ConfigError
+from mlprune.pruning.phases import check_phase_layers
+from mlprune.pruning.selection import SelectionRule
+from mlprune.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One phase: an entry of `phases` merged over `phase_defaults`."""
+
+    start: str  # the stage whose model this phase starts from: pretrain or the previous phase
+    layers: list[str]
+    l1_strength: float  # lambda of the L1 term
+    l1_method: str  # proximal: soft-threshold after each step (exact zeros); penalty: add it to the loss
+    l1: TrainConfig
+    retrain: TrainConfig
+    select: SelectionRule = field(default_factory=SelectionRule)
+    tolerance: float = 0.01  # allowed drop of validation mAP when thresholding
+    hist_layers: list[str] = field(default_factory=list)  # layers drawn in the Fig 2 histograms
+    freeze_earlier: bool = True  # L1 fine-tune and retrain leave the layers before the phase fixed
+
+    def __post_init__(self) -> None:
+        require(self.l1_strength >= 0, "l1_strength", f"must be >= 0, got {self.l1_strength}")
+        require(self.l1_method in ("proximal", "penalty"), "l1_method",
+                f"proximal or penalty, got {self.l1_method!r}")
+        require(0 <= self.tolerance <= 1, "tolerance", f"must be in [0, 1], got {self.tolerance}")
+        unknown = sorted(set(self.hist_layers) - set(self.layers))
+        require(not unknown, "hist_layers", f"{unknown} are not layers of this phase")
+
+
+def parse_phases(phases: Any, defaults: Any, model: str) -> dict[str, PhaseConfig]:
+    """Every phase merged over the defaults and parsed, and the chain of layers checked."""
+    if not isinstance(phases, dict) or not phases:
+        raise ConfigError("phases: expected a non-empty mapping of phase name -> settings")
+    if not isinstance(defaults, dict):
+        raise ConfigError("phase_defaults: expected a mapping of settings shared by every phase")
+    parsed = {}
+    for name, value in phases.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"phases.{name}: expected a mapping, got {type(value).__name__}")
+        parsed[name] = _parse_merged(name, defaults, value)
+    check_phase_chain(model, {name: phase.layers for name, phase in parsed.items()})
+    return parsed
+
+
+def _parse_merged(name: str, defaults: dict[str, Any], phase: dict[str, Any]) -> PhaseConfig:
+    """Phase `name` over the defaults; an error names the section the bad value came from."""
+    try:
+        return parse(PhaseConfig, merge_params(defaults, phase), f"phases.{name}")
+    except ConfigError as err:
+        where, _, rest = str(err).partition(":")
+        path = where.removeprefix(f"phases.{name}.").split(".")
+        if where.startswith(f"phases.{name}.") and not _has_path(phase, path) and _has_path(defaults, path):
+            raise ConfigError(f"phase_defaults.{'.'.join(path)}:{rest}") from None
+        raise
+
+
+def _has_path(mapping: Any, path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(mapping, dict) or part.split("[")[0] not in mapping:
+            return False
+        mapping = mapping[part.split("[")[0]]
+    return True
+
+
+def parse_phase(phases: Any, defaults: Any, model: str, name: str) -> PhaseConfig:
+    """One phase, after checking the whole chain."""
+    parsed = parse_phases(phases, defaults, model)
+    if name not in parsed:
+        raise ConfigError(f"phases: no phase named {name!r} (have {list(parsed)})")
+    return parsed[name]
+
+
+def check_phase_chain(model: str, phases: dict[str, Sequence[str]]) -> None:
+    """Each phase starts where the previous one ended: no overlap beyond that, no gap."""
+    previous_name, previous = None, None
+    for name, layers in phases.items():
+        check_phase_layers(model, layers, f"phases.{name}.layers")
+        if previous is not None and layers[0] != previous[-1]:
+            raise ConfigError(f"phases.{name}.layers: must start with {previous[-1]!r}, the last layer of "
+                              f"{previous_name} (got {layers[0]!r}); phases may not skip or overlap layers")
+        previous_name, previous = name, layers
+
+
+def phase_from_params(params: dict[str, Any], name: str) -> PhaseConfig:
+    """Phase `name` of a whole params file (its `phases`, `phase_defaults` and `model.name`)."""
+    return parse_phase(section(params, "phases"), section(params, "phase_defaults"), section(params, "model.name"),
+                       name)
