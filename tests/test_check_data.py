@@ -19,6 +19,12 @@ def check(*args: str | Path):
     return CliRunner().invoke(app, ["check-data", *map(str, args)])
 
 
+@pytest.fixture(autouse=True)
+def _no_params_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where there is no params.yaml, unless a test writes one: the formats' own defaults apply."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def voc(tmp_path: Path) -> Path:
     generate_voc_dataset(tmp_path / "voc", SHAPES, n_trainval=6, n_test=3, image_size=64, seed=4)
