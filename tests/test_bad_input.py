@@ -145,7 +145,7 @@ def missing_size(f: VocFiles) -> str:
 
 
 # How an invalid box's refusal ends (mlprune.data.invalid_boxes); data.invalid_boxes: skip would train.
-SKIP_HINT = " (1 invalid box in split trainval: set data.invalid_boxes: skip to train without it)"
+SKIP_HINT = " (1 invalid box found reading split trainval: set data.invalid_boxes: skip to train without it)"
 
 
 def negative_box(f: VocFiles) -> str:

@@ -44,8 +44,8 @@ def test_by_default_one_line_names_both_files_and_how_to_skip(voc) -> None:
     with pytest.raises(DataError) as info:
         splits.train_dataset(_config(root), seed=0, augment=[])
     first, second = _messages(emptied, crowded)
-    assert str(info.value) == (f"{first}; {second} (2 invalid boxes in split trainval: set data.invalid_boxes: "
-                               "skip to train without them)")
+    assert str(info.value) == (f"{first}; {second} (2 invalid boxes found reading split trainval: set "
+                               "data.invalid_boxes: skip to train without them)")
 
 
 def test_skip_warns_per_box_drops_the_emptied_image_and_sums_up(voc, capsys: pytest.CaptureFixture) -> None:
@@ -123,7 +123,7 @@ def test_the_refusal_quotes_five_boxes_then_counts(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
         apply_invalid_boxes([], skipped, "error", "train", training=True)
     assert str(info.value) == ("0.xml: bad; 1.xml: bad; 2.xml: bad; 3.xml: bad; 4.xml: bad; and 2 more (7 invalid "
-                               "boxes in split train: set data.invalid_boxes: skip to train without them; "
+                               "boxes found reading split train: set data.invalid_boxes: skip to train without them; "
                                "mlprune check-data lists every one)")
 
 
@@ -146,18 +146,30 @@ def test_every_kind_of_invalid_box_is_skipped_and_nothing_else(tmp_path: Path) -
         read_split(root, "trainval", SHAPES, [])
 
 
-def test_voc_devkit_and_gtsdb_skip_too(tmp_path: Path) -> None:
+def test_gtsdb_skips_too_and_still_refuses_the_other_splits_boxes(tmp_path: Path) -> None:
     root = write_gtsdb(tmp_path / "gtsdb", lines=["00000.ppm;1;2;11;12;14", "00000.ppm;5;2;5;12;5",
                                                   "00600.ppm;0;0;41;30;11"])
+    gt = root / "gt.txt"
     with pytest.raises(DataError, match=r"gt\.txt:2: box \(5, 2, 5, 12\) has zero or negative area"):
         read_gtsdb(root, "train", GTSDB_CLASS_IDS)
     skipped: list[SkippedBox] = []
     (first, _) = read_gtsdb(root, "train", GTSDB_CLASS_IDS, skipped=skipped)
     assert first.boxes.tolist() == [[1, 2, 11, 12]]
-    assert [s.message for s in skipped] == [f"{root / 'gt.txt'}:2: box (5, 2, 5, 12) has zero or negative area"]
-    test = splits.test_dataset(_config(root, format="gtsdb", classes=list(GTSDB_CLASS_IDS), train_split="train",
-                                       invalid_boxes="skip"))
+    assert [s.message for s in skipped] == [f"{gt}:2: box (5, 2, 5, 12) has zero or negative area",
+                                            f"{gt}:3: box (0, 0, 41, 30) lies outside the 40x30 image 00600.ppm"]
+    config = {"format": "gtsdb", "classes": list(GTSDB_CLASS_IDS), "train_split": "train"}
+    _write_gt(gt, ["00000.ppm;1;2;11;12;14", "00600.ppm;0;0;41;30;11"])  # only the test split has one now
+    with pytest.raises(DataError) as info:  # gt.txt is validated in full: pretraining already refuses it
+        splits.train_dataset(_config(root, **config), seed=0, augment=[])
+    assert str(info.value).startswith(f"{gt}:2: box (0, 0, 41, 30) lies outside the 40x30 image 00600.ppm (1 ")
+    train = splits.train_dataset(_config(root, **config, invalid_boxes="skip"), seed=0, augment=[])
+    assert len(train) + len(splits.val_dataset(_config(root, **config, invalid_boxes="skip"), seed=0)) == 2
+    test = splits.test_dataset(_config(root, **config, invalid_boxes="skip"))
     assert test.skipped_boxes == 1 and torch.equal(test.annotations[0].labels, torch.zeros(0, dtype=torch.int64))
+
+
+def _write_gt(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(f"{line}\n" for line in lines))
 
 
 def test_invalid_boxes_must_be_error_or_skip() -> None:

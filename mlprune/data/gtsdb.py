@@ -40,8 +40,8 @@ def read_gtsdb(root: Path, split: str, classes: Sequence[str], problems: Problem
     """Annotations of the split's images, in file-name order.
 
     `classes` is either the 43 class ids ('0'..'42') or the 4 categories of GTSDB_CATEGORIES,
-    in any order; labels are 1..C in that order. gt.txt is validated in full whatever the split;
-    `skipped` receives the invalid boxes of the split's images only.
+    in any order; labels are 1..C in that order. gt.txt is validated in full whatever the split,
+    so `skipped` receives the invalid boxes of every split (each names its image).
     """
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -54,7 +54,7 @@ def read_gtsdb(root: Path, split: str, classes: Sequence[str], problems: Problem
              if (size := problems.attempt(_image_size, path)) is not None}
     objects, invalid = _read_gt(root / "gt.txt", sizes, problems, raise_invalid=skipped is None)
     if skipped is not None:
-        skipped += [box for box in invalid if _in_split(box.image_path.name, split)]
+        skipped += invalid
     return [_annotation(root / name, size, objects.get(name, []), label_of)
             for name, size in sizes.items() if _in_split(name, split)]
 

@@ -23,17 +23,21 @@ NAMED_IN_ERROR = 5  # invalid boxes quoted in the refusal; check-data lists ever
 
 
 def apply_invalid_boxes(annotations: Sequence[Annotation], skipped: Sequence[SkippedBox], policy: str,
-                        split: str, training: bool) -> list[Annotation]:
-    """The split's annotations under `policy`, given the invalid boxes the reader left out of them.
+                        split: str, training: bool) -> tuple[list[Annotation], int]:
+    """The split's annotations under `policy`, and how many of its boxes were left out.
 
-    training: the split trains (and validates) the model, so images left without a box go.
+    `skipped`: the invalid boxes the reader left out. A reader that validates other splits too
+    (GTSDB's one gt.txt) may add theirs: `error` refuses them as well, `skip` counts only this
+    split's. training: the split trains (and validates) the model, so images left without a box go.
     """
     if policy not in INVALID_BOXES:
         raise ValueError(f"policy: must be one of {', '.join(INVALID_BOXES)}, got {policy!r}")
-    if not skipped:
-        return list(annotations)
-    if policy == "error":
+    if skipped and policy == "error":
         raise DataError(refusal(skipped, split))
+    images = {a.image_path for a in annotations}
+    skipped = [box for box in skipped if box.image_path in images]
+    if not skipped:
+        return list(annotations), 0
     for box in skipped:
         tqdm.write(f"warning: {box.message}: box skipped (data.invalid_boxes: skip)")
     emptied = {box.image_path for box in skipped}
@@ -42,7 +46,7 @@ def apply_invalid_boxes(annotations: Sequence[Annotation], skipped: Sequence[Ski
                f"{_count(len(emptied), 'image')}; " + (
                    f"dropped {_count(len(annotations) - len(kept), 'training image')} left without a box"
                    if training else "every image is still evaluated (metrics: skipped_boxes)"))
-    return kept
+    return kept, len(skipped)
 
 
 def refusal(skipped: Sequence[SkippedBox], split: str) -> str:
@@ -52,7 +56,7 @@ def refusal(skipped: Sequence[SkippedBox], split: str) -> str:
     if len(skipped) > NAMED_IN_ERROR:
         quoted += f"; and {len(skipped) - NAMED_IN_ERROR} more"
         how += "; mlprune check-data lists every one"
-    return f"{quoted} ({_count(len(skipped), 'invalid box', 'es')} in split {split}: {how})"
+    return f"{quoted} ({_count(len(skipped), 'invalid box', 'es')} found reading split {split}: {how})"
 
 
 def _count(n: int, noun: str, plural: str = "s") -> str:

@@ -98,7 +98,7 @@ def _read_detection(config: DataConfig, split: str, training: bool) -> tuple[lis
     """(annotations, number of invalid boxes left out of them)."""
     skipped: list[SkippedBox] = []
     annotations = _read_format(config, split, skipped)
-    return apply_invalid_boxes(annotations, skipped, config.invalid_boxes, split, training), len(skipped)
+    return apply_invalid_boxes(annotations, skipped, config.invalid_boxes, split, training)
 
 
 def _read_format(config: DataConfig, split: str, skipped: list[SkippedBox]) -> list[Annotation]:
