@@ -248,3 +248,12 @@ def test_image_folder_with_params_lists_every_problem(tmp_path: Path) -> None:
         f"  {broken}: cannot decode image (cannot identify image file '{broken}')",
         f"  {root / 'train' / 'bird'}: unknown class folder 'bird' (allowed: cat, dog)",
         f"  {root / 'train' / 'cat'}: class folder has no image (.bmp, .jpeg, .jpg, .png, .ppm)"]
+
+
+def test_image_folder_split_without_class_folders(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images")
+    (root / "val").mkdir()
+    result = check(root)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-2:] == [
+        "1 problem(s):", f"  {root / 'val'}: no class folder (expected {root / 'val'}/<class>/<image>)"]

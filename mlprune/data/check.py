@@ -21,7 +21,7 @@ from mlprune.data.cifar import read_cifar10
 from mlprune.data.dataset import load_image
 from mlprune.data.gtsdb import GTSDB_CATEGORIES, read_gtsdb
 from mlprune.data.gtsrb import read_gtsrb
-from mlprune.data.image_folder import folder_classes, looks_like_image_folder, read_image_folder, split_names
+from mlprune.data.image_folder import class_folders, looks_like_image_folder, read_image_folder, split_names
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.problems import Problems
 from mlprune.data.voc import Annotation, SkippedBox, parse_annotation, read_split
@@ -240,9 +240,11 @@ def _check_gtsrb(root: Path, classes: Sequence[str] | None, reading: _Reading) -
 
 
 def _check_image_folder(root: Path, classes: Sequence[str] | None, reading: _Reading) -> list[SplitSummary]:
-    """Every split folder of the root, against `classes` or else the union of their class folders."""
+    """Every split folder of the root, against `classes` or else the union of their class folders
+    (as mlprune.data.image_folder.folder_classes, but a split without any is one more problem)."""
     splits = split_names(root)
-    classes = classes or reading.problems.attempt(folder_classes, root, splits) or []
+    found = [reading.problems.attempt(class_folders, root, split) or [] for split in splits]
+    classes = classes or sorted(set().union(*found))
     reads = [(split, functools.partial(read_image_folder, root, split, classes, reading.image_size, reading.problems))
              for split in splits]
     return _classification_splits(reads, classes, reading.problems)

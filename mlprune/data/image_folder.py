@@ -60,7 +60,8 @@ def read_image_folder(root: Path, split: str, classes: Sequence[str], size: int 
     A label is the index of its folder's name in `classes`.
     """
     problems = problems if problems is not None else Problems()
-    samples = _samples(_split_dir(root, split), classes, problems)
+    split_dir = _split_dir(root, split)
+    samples = _samples(split_dir, class_folders(root, split), classes, problems)
     loaded = [(image, label) for path, label in tqdm(samples, desc=f"load {split}", leave=False, mininterval=1.0)
               if (image := problems.attempt(load_resized, path, size)) is not None]
     images = np.stack([image for image, _ in loaded]) if loaded else np.empty((0, 3, size, size), np.uint8)
@@ -106,8 +107,8 @@ def _iter_images(class_dir: Path) -> Iterator[Path]:
             yield path
 
 
-def _samples(split_dir: Path, classes: Sequence[str], problems: Problems) -> list[_Sample]:
-    for name in _subfolders(split_dir):
+def _samples(split_dir: Path, present: Sequence[str], classes: Sequence[str], problems: Problems) -> list[_Sample]:
+    for name in present:
         if name not in classes:
             problems.report(f"{split_dir / name}: unknown class folder {name!r} (allowed: {', '.join(classes)})")
     samples: list[_Sample] = []
