@@ -17,7 +17,7 @@ import yaml
 
 from mlprune.atomic import atomic_path
 from mlprune.config import load_params, merge_params, parse_section, section
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import DataConfig, resolve_classes
 from mlprune.errors import ConfigError
 from mlprune.models.arch import ArchSpec, ModelConfig
 from mlprune.pipeline.evaluate import EvalConfig
@@ -55,7 +55,8 @@ def check_params(params: dict[str, Any]) -> ArchSpec:
     expected = models_to_evaluate(params)
     if parse_section(params, "evaluate", EvalConfig).models != expected:
         raise ConfigError(f"evaluate.models: must list pretrain, every phase and every k-det model: {expected}")
-    spec = model.to_spec(len(data.classes))
+    classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes  # an image folder may be elsewhere
+    spec = model.to_spec(max(len(classes), 1))
     data.check_model_task(spec.task, spec.model)
     return spec
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import DataConfig, resolved
 from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
@@ -16,7 +16,7 @@ def main(checkpoint: Annotated[Path, path_option("model to evaluate")],
          results: Annotated[Path, path_option("folder for the raw test results")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    evaluate_checkpoint(checkpoint, baseline, data=parse_section(p, "data", DataConfig),
+    evaluate_checkpoint(checkpoint, baseline, data=resolved(parse_section(p, "data", DataConfig)),
                         config=parse_section(p, "evaluate", EvalConfig),
                         runtime=parse_section(p, "common", RuntimeConfig),
                         metrics_out=metrics, results_dir=results)

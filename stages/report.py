@@ -6,17 +6,21 @@ from typing import Annotated
 from mlprune.atomic import write_csv
 from mlprune.config import load_params, section
 from mlprune.pipeline.report import kdet_rows, summary_rows
+from mlprune.pipeline.report_figures import write_report
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 
 def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metrics")],
          summary: Annotated[Path, path_option("mAP-vs-params CSV to write")],
          kdet_table: Annotated[Path, path_option("k-det CSV to write")],
+         report_dir: Annotated[Path, path_option("offline report folder to write (README.md + PNGs)")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     names = ["pretrain", *section(p, "phases")]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
-    write_csv(kdet_table, kdet_rows(metrics_dir, section(p, "kdet.ks")))
+    ks = section(p, "kdet.ks")
+    write_csv(kdet_table, kdet_rows(metrics_dir, ks))
+    write_report(metrics_dir, names[1:], ks, report_dir)
 
 
 if __name__ == "__main__":

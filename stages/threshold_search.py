@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import DataConfig, resolved
 from mlprune.pipeline.evaluate import EvalConfig
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.pipeline.threshold_search import threshold_search
@@ -21,7 +21,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
     p = load_params(params)
     threshold_search(model, phase_from_params(p, phase),
                      config=parse_section(p, "threshold", ThresholdConfig),
-                     data=parse_section(p, "data", DataConfig),
+                     data=resolved(parse_section(p, "data", DataConfig)),
                      runtime=parse_section(p, "common", RuntimeConfig),
                      batch_size=parse_section(p, "evaluate", EvalConfig).batch_size,
                      sweep_csv=sweep, chosen_json=chosen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torch
@@ -66,3 +67,66 @@ def write_cifar(root: Path, n_train: int = 12, n_test: int = 4) -> tuple[Labeled
     train, test = random_images(n_train, seed=0), random_images(n_test, seed=1)
     write_cifar_batches(root, train, test)
     return train, test
+
+
+# Image folder: split -> class -> (file name, PIL mode, size, fill). Mixed formats, sizes and modes:
+# a grayscale PNG, a palette PNG (fill = palette index 1), an upper-case extension, a nested subfolder.
+PALETTE_COLOUR = (10, 200, 60)
+IMAGE_FOLDER = {
+    "train": {
+        "cat": [("a.png", "RGB", (40, 30), (200, 30, 30)), ("b.jpg", "RGB", (64, 64), (30, 30, 200))],
+        "dog": [("c.bmp", "RGB", (20, 50), (250, 250, 0)), ("d.ppm", "RGB", (33, 33), (0, 90, 90)),
+                ("sub/e.JPEG", "RGB", (8, 8), (255, 255, 255))],
+        "bird": [("gray.png", "L", (17, 40), 100), ("palette.png", "P", (25, 25), 1)],
+    },
+    "test": {
+        "cat": [("x.png", "RGB", (90, 12), (1, 2, 3))],
+        "dog": [("y.bmp", "RGB", (16, 16), (4, 5, 6))],
+        "bird": [("z.ppm", "RGB", (31, 7), (7, 8, 9))],
+    },
+}
+IMAGE_FOLDER_CLASSES = ["bird", "cat", "dog"]  # the folder names, sorted
+
+
+def write_image(path: Path, mode: str, size: tuple[int, int], fill) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new(mode, size, fill)
+    if mode == "P":
+        image.putpalette([0, 0, 0, *PALETTE_COLOUR] + [0] * (256 - 2) * 3)
+    image.save(path)
+
+
+def write_image_folder(root: Path, layout: dict = IMAGE_FOLDER) -> Path:
+    """The layout, plus files a reader must ignore: a text file, a hidden folder and a hidden `._` file."""
+    for split, classes in layout.items():
+        for name, images in classes.items():
+            for file_name, mode, size, fill in images:
+                write_image(root / split / name / file_name, mode, size, fill)
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    (root / "train" / "cat" / "._a.png").write_bytes(b"macOS resource fork, not an image")
+    write_image(root / "train" / ".ipynb_checkpoints" / "x.png", "RGB", (4, 4), (0, 0, 0))
+    return root
+
+
+def set_box(xml_path: Path, index: int, box: tuple[int, int, int, int], only: bool = False) -> None:
+    """Overwrite object `index`'s <bndbox> of a VOC XML file; with `only`, drop every other object."""
+    tree = ET.parse(xml_path)
+    objects = tree.getroot().findall("object")
+    for other in objects if only else ():
+        if other is not objects[index]:
+            tree.getroot().remove(other)
+    for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
+        objects[index].find("bndbox").find(tag).text = str(value)
+    tree.write(xml_path)
+
+
+def write_voc_with_invalid_boxes(root: Path, n_trainval: int = 40, n_test: int = 8) -> tuple[Path, Path, Path]:
+    """A 64x64 VOC root where two trainval boxes have zero area: the only box of 000003 and one of
+    several in another image. Returns (root, 000003's XML, the other XML)."""
+    generate_voc_dataset(root, SHAPES, n_trainval=n_trainval, n_test=n_test, image_size=64, seed=5)
+    emptied = root / "Annotations" / "000003.xml"
+    set_box(emptied, 0, (10, 12, 10, 30), only=True)
+    crowded = next(path for path in sorted((root / "Annotations").glob("*.xml"))[10:n_trainval]
+                   if len(ET.parse(path).getroot().findall("object")) >= 2)
+    set_box(crowded, 1, (5, 20, 30, 20))
+    return root, emptied, crowded

@@ -40,7 +40,8 @@ STAGES = {
     "select": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --threshold {inp}/threshold.json "
               "--out {out}/selection.json --nonzero {out}/nonzero.csv",
     "surgery": "--model {inp}/l1.pt --selection {inp}/selection.json --out {out}/pruned.pt",
-    "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json --results {out}/results",
+    "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json "
+                "--results {out}/results",
 }
 TAKES_PARAMS = set(STAGES) - {"surgery"}
 
@@ -145,24 +146,28 @@ def missing_size(f: VocFiles) -> str:
     return f"{f.xml}: missing <size>"
 
 
+# How an invalid box's refusal ends (mlprune.data.invalid_boxes); data.invalid_boxes: skip would train.
+SKIP_HINT = " (1 invalid box found reading split trainval: set data.invalid_boxes: skip to train without it)"
+
+
 def negative_box(f: VocFiles) -> str:
     f.set_first_box(-3, 10, 30, 40)
-    return f"{f.xml}: object 0 <bndbox> has a negative coordinate (-3, 10, 30, 40)"
+    return f"{f.xml}: object 0 <bndbox> has a negative coordinate (-3, 10, 30, 40)" + SKIP_HINT
 
 
 def reversed_box(f: VocFiles) -> str:
     f.set_first_box(30, 10, 20, 40)
-    return f"{f.xml}: object 0 <bndbox> has zero or negative area (xmin=30, ymin=10, xmax=20, ymax=40)"
+    return f"{f.xml}: object 0 <bndbox> has zero or negative area (xmin=30, ymin=10, xmax=20, ymax=40)" + SKIP_HINT
 
 
 def zero_area_box(f: VocFiles) -> str:
     f.set_first_box(10, 40, 30, 40)
-    return f"{f.xml}: object 0 <bndbox> has zero or negative area (xmin=10, ymin=40, xmax=30, ymax=40)"
+    return f"{f.xml}: object 0 <bndbox> has zero or negative area (xmin=10, ymin=40, xmax=30, ymax=40)" + SKIP_HINT
 
 
 def box_outside_image(f: VocFiles) -> str:
     f.set_first_box(10, 10, 97, 40)
-    return f"{f.xml}: object 0 <bndbox> lies outside the 96x96 image (xmax=97, ymax=40)"
+    return f"{f.xml}: object 0 <bndbox> lies outside the 96x96 image (xmax=97, ymax=40)" + SKIP_HINT
 
 
 def unknown_class(f: VocFiles) -> str:

@@ -6,7 +6,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-from dataset_writers import SHAPES, write_cifar, write_gtsdb, write_gtsrb, write_voc_devkit
+import yaml
+from dataset_writers import SHAPES, write_cifar, write_gtsdb, write_gtsrb, write_image_folder, write_voc_devkit
 from typer.testing import CliRunner
 
 from mlprune.cli import app
@@ -17,6 +18,12 @@ from mlprune.synthetic.scenes import generate_voc_dataset
 
 def check(*args: str | Path):
     return CliRunner().invoke(app, ["check-data", *map(str, args)])
+
+
+@pytest.fixture(autouse=True)
+def _no_params_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run where there is no params.yaml, unless a test writes one: the formats' own defaults apply."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture
@@ -146,3 +153,107 @@ def test_gtsdb_with_other_classes_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "error: classes: GTSDB takes the 43 class ids '0'..'42' or the 4 categories" in result.output
     assert "Traceback" not in result.output
+
+
+# --- as users type it: PATH, defaults from params.yaml ---------------------------------------------------
+
+def _write_params(data: dict, path: Path = Path("params.yaml")) -> Path:
+    path.write_text(yaml.safe_dump({"data": data}))
+    return path
+
+
+def test_path_is_positional_or_root(voc: Path) -> None:
+    positional, option = check(voc, "--classes", ",".join(SHAPES)), check("--root", voc, "--classes", ",".join(SHAPES))
+    assert positional.exit_code == 0 and positional.output == option.output
+    assert check(voc, "--root", voc, "--classes", ",".join(SHAPES)).exit_code == 0  # the same root twice is fine
+    both = check(voc, "--root", voc / "..", "--classes", ",".join(SHAPES))
+    assert both.exit_code == 2
+    assert f"error: check-data: two dataset roots given, {voc} and --root {voc / '..'}; give one" in both.output
+
+
+def test_without_a_root_or_params_file() -> None:
+    result = check()
+    assert result.exit_code == 2
+    assert "error: check-data: no dataset root: give PATH (or --root), or run it next to a params.yaml" in (
+        result.output)
+
+
+def test_root_format_and_classes_default_to_params_yaml(voc: Path) -> None:
+    _write_params({"root": str(voc), "format": "voc", "classes": SHAPES})
+    result = check()
+    assert result.exit_code == 0, result.output
+    assert result.output == check(voc, "--classes", ",".join(SHAPES)).output
+
+
+def test_another_params_file(voc: Path, tmp_path: Path) -> None:
+    params = _write_params({"root": str(voc), "format": "voc", "classes": SHAPES}, tmp_path / "other.yaml")
+    assert check(voc, "--params", params).exit_code == 0
+    assert check(voc).exit_code == 2  # no params.yaml here: VOC's 20 classes
+
+
+def test_params_classes_apply_only_to_params_format(voc: Path, tmp_path: Path) -> None:
+    """Checking another kind of dataset than params.yaml's needs no --format: its layout decides."""
+    write_cifar(tmp_path / "cifar", n_train=6, n_test=3)
+    _write_params({"root": str(voc), "format": "voc", "classes": SHAPES})
+    result = check(tmp_path / "cifar")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{tmp_path / 'cifar'}: cifar10\ntrain: 6 images of 32x32\n")
+
+
+def test_params_format_when_the_layout_tells_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    _write_params({"root": str(tmp_path / "empty"), "format": "voc", "classes": SHAPES})
+    result = check()
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{tmp_path / 'empty'}: voc\n")
+    assert f"  {tmp_path / 'empty' / 'ImageSets' / 'Main'}: no split file (train.txt" in result.output
+
+
+def test_a_class_listed_twice_is_an_error(voc: Path) -> None:
+    result = check(voc, "--classes", "circle,square,circle")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == "error: classes: lists 'circle' more than once"
+    _write_params({"root": str(voc), "format": "voc", "classes": ["ring", "ring"]})
+    from_params = check(voc)
+    assert from_params.exit_code == 2
+    assert from_params.output.splitlines()[-1] == "error: data.classes: lists 'ring' more than once"
+
+
+# --- image folders ---------------------------------------------------------------------------------------
+
+def test_image_folder_is_detected_and_counted(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images")
+    result = check(root)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [  # stdout: the progress bar is on stderr
+        f"{root}: image-folder", "test: 3 images of 32x32", "  bird        1", "  cat         1", "  dog         1",
+        "train: 7 images of 32x32", "  bird        2", "  cat         2", "  dog         3", "no problems"]
+
+
+def test_image_folder_with_params_lists_every_problem(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images")
+    _write_params({"root": str(root), "format": "image-folder", "classes": ["cat", "dog"], "image_size": 8,
+                   "train_split": "train"})
+    broken = root / "test" / "dog" / "y.bmp"
+    broken.write_bytes(b"BM")
+    (root / "train" / "cat" / "a.png").unlink()
+    (root / "train" / "cat" / "b.jpg").unlink()
+    result = check()
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[1] == "test: 1 images of 8x8"
+    assert lines[lines.index("4 problem(s):"):] == [
+        "4 problem(s):",
+        f"  {root / 'test' / 'bird'}: unknown class folder 'bird' (allowed: cat, dog)",
+        f"  {broken}: cannot decode image (cannot identify image file '{broken}')",
+        f"  {root / 'train' / 'bird'}: unknown class folder 'bird' (allowed: cat, dog)",
+        f"  {root / 'train' / 'cat'}: class folder has no image (.bmp, .jpeg, .jpg, .png, .ppm)"]
+
+
+def test_image_folder_split_without_class_folders(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "images")
+    (root / "val").mkdir()
+    result = check(root)
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-2:] == [
+        "1 problem(s):", f"  {root / 'val'}: no class folder (expected {root / 'val'}/<class>/<image>)"]

@@ -37,12 +37,14 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     `transform` maps (uint8 image, target) to (float image, target); the default only
     converts to float. `annotations[i]` keeps the ground truth (with difficult flags) of
-    item i for evaluation.
+    item i for evaluation; `skipped_boxes` counts the invalid boxes the reader left out of
+    them (data.invalid_boxes: skip), which the evaluation reports.
     """
 
     def __init__(self, annotations: Sequence[Annotation], transform: Transform | None = None,
-                 desc: str = "load images"):
+                 desc: str = "load images", skipped_boxes: int = 0):
         self.annotations = list(annotations)
+        self.skipped_boxes = skipped_boxes
         self.transform = transform or build_eval_transform()
         self.images = [load_image(a) for a in tqdm(self.annotations, desc=desc, leave=False, mininterval=1.0)]
 

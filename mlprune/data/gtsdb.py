@@ -3,7 +3,9 @@
 A root holds the images `00000.ppm` ... `00899.ppm` and `gt.txt`, one sign per line:
 `<file>;<x1>;<y1>;<x2>;<y2>;<class id>` with inclusive pixel columns/rows and class ids 0-42.
 An image without a line has no sign, which is legitimate. The usual split: 00000-00599
-train, 00600-00899 test. Boxes are returned as written, like the VOC reader's.
+train, 00600-00899 test. Boxes are returned as written, like the VOC reader's, and an invalid
+box (zero or negative area, outside the image) is refused or, given a `skipped` list, recorded
+there and left out, as there.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from mlprune.data.images import open_image
 from mlprune.data.problems import Problems
-from mlprune.data.voc import Annotation
+from mlprune.data.voc import Annotation, SkippedBox
 from mlprune.errors import ConfigError, DataError
 
 GTSDB_CLASS_IDS = tuple(str(i) for i in range(43))
@@ -33,11 +35,13 @@ TRAIN_IMAGES = 600  # images 00000-00599 are the training split
 _Object = tuple[tuple[int, int, int, int], int]  # (x1, y1, x2, y2), class id
 
 
-def read_gtsdb(root: Path, split: str, classes: Sequence[str], problems: Problems | None = None) -> list[Annotation]:
+def read_gtsdb(root: Path, split: str, classes: Sequence[str], problems: Problems | None = None,
+               skipped: list[SkippedBox] | None = None) -> list[Annotation]:
     """Annotations of the split's images, in file-name order.
 
     `classes` is either the 43 class ids ('0'..'42') or the 4 categories of GTSDB_CATEGORIES,
-    in any order; labels are 1..C in that order. gt.txt is validated in full whatever the split.
+    in any order; labels are 1..C in that order. gt.txt is validated in full whatever the split,
+    so `skipped` receives the invalid boxes of every split (each names its image).
     """
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -48,7 +52,9 @@ def read_gtsdb(root: Path, split: str, classes: Sequence[str], problems: Problem
         raise DataError(f"{root}: dataset root not found")
     sizes = {path.name: size for path in sorted(root.glob("*.ppm"))
              if (size := problems.attempt(_image_size, path)) is not None}
-    objects = _read_gt(root / "gt.txt", sizes, problems)
+    objects, invalid = _read_gt(root / "gt.txt", sizes, problems, raise_invalid=skipped is None)
+    if skipped is not None:
+        skipped += invalid
     return [_annotation(root / name, size, objects.get(name, []), label_of)
             for name, size in sizes.items() if _in_split(name, split)]
 
@@ -77,17 +83,27 @@ def _in_split(name: str, split: str) -> bool:
     return split == "all" or (int(name[:5]) < TRAIN_IMAGES) == (split == "train")
 
 
-def _read_gt(gt_path: Path, sizes: dict[str, tuple[int, int]], problems: Problems) -> dict[str, list[_Object]]:
-    """Every valid line of gt.txt, grouped by image name."""
+def _read_gt(gt_path: Path, sizes: dict[str, tuple[int, int]], problems: Problems,
+             raise_invalid: bool) -> tuple[dict[str, list[_Object]], list[SkippedBox]]:
+    """Every valid line of gt.txt, grouped by image name, and the invalid boxes unless they raise."""
     if not gt_path.is_file():
         raise DataError(f"{gt_path}: ground-truth file not found")
     objects: dict[str, list[_Object]] = {}
+    invalid: list[SkippedBox] = []
     for number, line in enumerate(gt_path.read_text().splitlines(), start=1):
-        if line.strip():
-            parsed = problems.attempt(_parse_line, line.strip(), f"{gt_path}:{number}", sizes)
-            if parsed is not None:
-                objects.setdefault(parsed[0], []).append(parsed[1])
-    return objects
+        where = f"{gt_path}:{number}"
+        parsed = problems.attempt(_parse_line, line.strip(), where, sizes) if line.strip() else None
+        if parsed is None:
+            continue
+        name, (box, class_id) = parsed
+        problem = _box_problem(box, sizes[name], name)
+        if problem is None:
+            objects.setdefault(name, []).append((box, class_id))
+        elif raise_invalid:
+            problems.report(f"{where}: {problem}")
+        else:
+            invalid.append(SkippedBox(gt_path.parent / name, f"{where}: {problem}"))
+    return objects, invalid
 
 
 def _parse_line(line: str, where: str, sizes: dict[str, tuple[int, int]]) -> tuple[str, _Object]:
@@ -100,13 +116,18 @@ def _parse_line(line: str, where: str, sizes: dict[str, tuple[int, int]]) -> tup
         raise DataError(f"{where}: class id {class_id} out of range 0-{len(GTSDB_CLASS_IDS) - 1}")
     if name not in sizes:
         raise DataError(f"{where}: image {name} not found or unreadable")
+    return name, ((x1, y1, x2, y2), class_id)
+
+
+def _box_problem(box: tuple[int, int, int, int], size: tuple[int, int], name: str) -> str | None:
+    x1, y1, x2, y2 = box
     if x1 >= x2 or y1 >= y2:
-        raise DataError(f"{where}: box ({x1}, {y1}, {x2}, {y2}) has zero or negative area")
-    width, height = sizes[name]
+        return f"box {box} has zero or negative area"
+    width, height = size
     # Like the VOC reader, accept a box that ends on the image's far edge.
     if min(x1, y1) < 0 or x2 > width or y2 > height:
-        raise DataError(f"{where}: box ({x1}, {y1}, {x2}, {y2}) lies outside the {width}x{height} image {name}")
-    return name, ((x1, y1, x2, y2), class_id)
+        return f"box {box} lies outside the {width}x{height} image {name}"
+    return None
 
 
 def _annotation(path: Path, size: tuple[int, int], objects: list[_Object], label_of: list[int]) -> Annotation:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from mlprune.data.images import open_image
+from mlprune.data.images import load_resized
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.problems import Problems
 from mlprune.errors import DataError
@@ -41,7 +40,7 @@ def read_gtsrb(root: Path, split: str, size: int = 32, problems: Problems | None
     base = Path(root) / "gtsrb"
     samples = _train_samples(base, problems) if split == "train" else _test_samples(base, problems)
     loaded = [(image, class_id) for path, class_id in samples
-              if (image := problems.attempt(_load_resized, path, size)) is not None]
+              if (image := problems.attempt(load_resized, path, size)) is not None]
     images = np.stack([image for image, _ in loaded]) if loaded else np.empty((0, 3, size, size), np.uint8)
     labels = torch.tensor([class_id for _, class_id in loaded], dtype=torch.int64)
     return LabeledImages(torch.from_numpy(images), labels, list(GTSRB_CLASSES))
@@ -93,10 +92,3 @@ def _test_sample(row: dict, where: str, image_dir: Path) -> _Sample:
     if not path.is_file():
         raise DataError(f"{where}: image {path} not found")
     return path, class_id
-
-
-def _load_resized(path: Path, size: int) -> np.ndarray:
-    """uint8 (3, size, size)."""
-    with open_image(path) as image:
-        resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(resized).transpose(2, 0, 1)

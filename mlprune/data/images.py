@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from mlprune.errors import DataError
@@ -19,3 +20,11 @@ def open_image(path: Path) -> Iterator[Image.Image]:
             yield image
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise DataError(f"{path}: cannot decode image ({err})") from None
+
+
+def load_resized(path: Path, size: int) -> np.ndarray:
+    """uint8 (3, size, size): the whole image as RGB (grayscale and palette images converted), resized
+    bilinearly with antialiasing, aspect ratio not kept, as torchvision's Resize((size, size)) does."""
+    with open_image(path) as image:
+        resized = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized).transpose(2, 0, 1)

@@ -32,6 +32,12 @@ class Problems:
             self.add(str(error))
             return None
 
+    def report(self, message: str) -> None:
+        """A problem found without a read to attempt: raised as a DataError, or recorded."""
+        if not self.collect:
+            raise DataError(message)
+        self.add(message)
+
     def add(self, message: str) -> None:
         """Record a message once, in order of discovery."""
         if message not in self.messages:

@@ -3,6 +3,11 @@
 A root holds `ImageSets/Main/<split>.txt` (one image id per line), `Annotations/<id>.xml`
 and `JPEGImages/<id>.jpg`. Every problem raises a DataError whose message starts with
 the offending file, so a user can fix their own data without reading a traceback.
+
+Real VOC-format sets hold a few boxes that parse but are not boxes of their image (zero or
+negative area, a negative coordinate, outside the image). Given a `skipped` list, the reader
+records each such box there and leaves it out instead of raising; mlprune.data.invalid_boxes
+decides what happens then (`data.invalid_boxes`).
 """
 
 from __future__ import annotations
@@ -36,8 +41,20 @@ class Annotation:
     difficult: torch.Tensor  # (N,) bool
 
 
-def read_split(root: Path, split: str, classes: Sequence[str]) -> list[Annotation]:
-    """Annotations of every image listed in `root/ImageSets/Main/<split>.txt`, in file order."""
+@dataclass(frozen=True)
+class SkippedBox:
+    """An invalid box left out of its image's annotation."""
+
+    image_path: Path  # the image it was drawn on
+    message: str  # the error it would have raised: the file, the object and its coordinates
+
+
+def read_split(root: Path, split: str, classes: Sequence[str],
+               skipped: list[SkippedBox] | None = None) -> list[Annotation]:
+    """Annotations of every image listed in `root/ImageSets/Main/<split>.txt`, in file order.
+
+    Invalid boxes raise a DataError, or with `skipped` are appended to it and left out.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset root not found")
@@ -50,11 +67,16 @@ def read_split(root: Path, split: str, classes: Sequence[str]) -> list[Annotatio
     duplicates = sorted(i for i, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise DataError(f"{split_file}: duplicate image id(s) {duplicates[:5]}")
-    return [parse_annotation(root / "Annotations" / f"{i}.xml", root / "JPEGImages", classes) for i in ids]
+    return [parse_annotation(root / "Annotations" / f"{i}.xml", root / "JPEGImages", classes, skipped)
+            for i in ids]
 
 
-def parse_annotation(xml_path: Path, image_dir: Path, classes: Sequence[str]) -> Annotation:
-    """Parse and validate one VOC XML file; its image is `image_dir/<xml stem>.jpg`."""
+def parse_annotation(xml_path: Path, image_dir: Path, classes: Sequence[str],
+                     skipped: list[SkippedBox] | None = None) -> Annotation:
+    """Parse and validate one VOC XML file; its image is `image_dir/<xml stem>.jpg`.
+
+    An invalid box raises a DataError, or with `skipped` is appended to it and left out.
+    """
     xml_path = Path(xml_path)
     if not xml_path.is_file():
         raise DataError(f"{xml_path}: annotation file not found")
@@ -63,12 +85,22 @@ def parse_annotation(xml_path: Path, image_dir: Path, classes: Sequence[str]) ->
     except ET.ParseError as err:
         raise DataError(f"{xml_path}: malformed XML ({err})") from None
     width, height = _size(root, xml_path)
+    image_path = Path(image_dir) / f"{xml_path.stem}.jpg"
     boxes, labels, difficult = [], [], []
     for index, obj in enumerate(root.iter("object")):
-        labels.append(_label(obj, xml_path, classes))
-        boxes.append(_box(obj, xml_path, index, width, height))
-        difficult.append(_difficult(obj, xml_path, index))
-    image_path = Path(image_dir) / f"{xml_path.stem}.jpg"
+        label = _label(obj, xml_path, classes)
+        box = _box(obj, xml_path, index, width, height)
+        flag = _difficult(obj, xml_path, index)
+        problem = box_problem(box, width, height)
+        if problem is not None:
+            message = f"{xml_path}: object {index} <bndbox> {problem}"
+            if skipped is None:
+                raise DataError(message)
+            skipped.append(SkippedBox(image_path, message))
+            continue
+        boxes.append(box)
+        labels.append(label)
+        difficult.append(flag)
     if not image_path.is_file():
         raise DataError(f"{image_path}: image not found (annotated in {xml_path})")
     return Annotation(
@@ -114,22 +146,26 @@ def _label(obj: ET.Element, xml_path: Path, classes: Sequence[str]) -> int:
 
 
 def _box(obj: ET.Element, xml_path: Path, index: int, width: int, height: int) -> list[float]:
+    """The object's coordinates as stored (float32), so rounding cannot make a box that
+    box_problem accepts empty or spill out of the image."""
     where = f"object {index} <bndbox>"
     bndbox = obj.find("bndbox")
     if bndbox is None:
         raise DataError(f"{xml_path}: object {index} is missing <bndbox>")
-    # Checked as stored (float32), so rounding cannot make an accepted box empty or spill out of the image.
     coordinates = [_number(bndbox, tag, xml_path, where) for tag in _BOX_FIELDS]
-    x0, y0, x1, y1 = torch.tensor(coordinates, dtype=torch.float32).tolist()
+    return torch.tensor(coordinates, dtype=torch.float32).tolist()
+
+
+def box_problem(box: Sequence[float], width: int, height: int) -> str | None:
+    """What makes an xyxy box invalid in a width x height image, or None for a valid one."""
+    x0, y0, x1, y1 = box
     if x0 >= x1 or y0 >= y1:
-        raise DataError(f"{xml_path}: {where} has zero or negative area "
-                        f"(xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})")
+        return f"has zero or negative area (xmin={x0:g}, ymin={y0:g}, xmax={x1:g}, ymax={y1:g})"
     if min(x0, y0) < 0:
-        raise DataError(f"{xml_path}: {where} has a negative coordinate ({x0:g}, {y0:g}, {x1:g}, {y1:g})")
+        return f"has a negative coordinate ({x0:g}, {y0:g}, {x1:g}, {y1:g})"
     if x1 > width or y1 > height:
-        raise DataError(f"{xml_path}: {where} lies outside the {width}x{height} image "
-                        f"(xmax={x1:g}, ymax={y1:g})")
-    return [x0, y0, x1, y1]
+        return f"lies outside the {width}x{height} image (xmax={x1:g}, ymax={y1:g})"
+    return None
 
 
 def _difficult(obj: ET.Element, xml_path: Path, index: int) -> bool:

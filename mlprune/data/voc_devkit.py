@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlprune.data.voc import Annotation, read_split
+from mlprune.data.voc import Annotation, SkippedBox, read_split
 from mlprune.errors import DataError
 
 VOC_CLASSES = (
@@ -32,8 +32,11 @@ def year_root(devkit: Path, year: str) -> Path:
     return root
 
 
-def read_devkit(devkit: Path, parts: Sequence[tuple[str, str]], classes: Sequence[str]) -> list[Annotation]:
-    """Annotations of every (year, split) part, in the order given, e.g. PAPER_TRAIN_PARTS."""
+def read_devkit(devkit: Path, parts: Sequence[tuple[str, str]], classes: Sequence[str],
+                skipped: list[SkippedBox] | None = None) -> list[Annotation]:
+    """Annotations of every (year, split) part, in the order given, e.g. PAPER_TRAIN_PARTS.
+
+    Invalid boxes raise, or with `skipped` are appended to it and left out (read_split)."""
     if len(set(parts)) != len(parts):
         raise ValueError(f"parts: each (year, split) may appear once, got {list(parts)}")
-    return [a for year, split in parts for a in read_split(year_root(devkit, year), split, classes)]
+    return [a for year, split in parts for a in read_split(year_root(devkit, year), split, classes, skipped)]

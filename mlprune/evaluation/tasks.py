@@ -46,6 +46,7 @@ def _detection_metrics(model, dataset, classes, device, batch_size, results_dir)
     detections = predict(model, dataset, device, batch_size)
     scores = evaluate_voc(detections, ground_truth(dataset.annotations), classes).to_metrics()
     write_voc_results(results_dir, detections, classes)
+    scores["skipped_boxes"] = dataset.skipped_boxes  # test boxes dropped by data.invalid_boxes: skip
     return scores
 
 

@@ -22,7 +22,7 @@ def read_metrics(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise MlpruneError(f"{path}: metrics file not found (has its evaluate stage run?)") from None
+        raise MlpruneError(f"{path}: metrics file not found (has its stage run?)") from None
     except json.JSONDecodeError as err:
         raise MlpruneError(f"{path}: invalid JSON ({err})") from None
 
