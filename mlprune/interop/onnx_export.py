@@ -100,6 +100,18 @@ def run_onnx(path: str | Path, images: torch.Tensor, threads: int = 2) -> list[n
     return onnx_session(path, threads).run(None, {"images": images.numpy()})
 
 
+@torch.no_grad()
+def onnx_max_difference(model: nn.Module, path: str | Path, images: torch.Tensor) -> float:
+    """The largest |onnxruntime - torch| over every output of the exported network on `images`."""
+    expected = exported_network(model)(images)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    found = run_onnx(path, images)
+    if [a.shape for a in found] != [tuple(e.shape) for e in expected]:
+        raise ValueError(f"{path}: output shapes {[a.shape for a in found]} differ from torch's "
+                         f"{[tuple(e.shape) for e in expected]}")
+    return max(float(np.abs(a - e.numpy()).max()) for a, e in zip(found, expected, strict=True))
+
+
 def onnx_latency_ms(path: str | Path, image_size: int, threads: int = 2, warmup: int = 3, runs: int = 20) -> float:
     """Median wall time of one run of the ONNX file in onnxruntime at batch 1, on the image and
     with the warmup, runs and threads of `cpu_latency_ms`."""

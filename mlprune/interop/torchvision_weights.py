@@ -220,34 +220,40 @@ def trunk_from_torchvision_vgg(path: object, state: StateDict, spec: ArchSpec,
     """A model of `spec` whose conv1_1..conv5_3 (and conv6/conv7 from fc6/fc7 when they fit)
     are a torchvision vgg16 / vgg16_bn's; the rest keeps its initialisation.
 
-    `input_norm`: what the file was trained on. None: Caffe-style inputs for a vgg16 without
-    a valid (finite) classifier, which is torchvision's IMAGENET1K_FEATURES ported from Caffe;
-    else ImageNet mean/std on 0-1 images (vgg16 and vgg16_bn IMAGENET1K_V1), which is ours.
+    `input_norm`: what the file was trained on; None: see `_file_input_norm`.
     Returns the model and the layers that came from the file.
     """
     batch_norm_file = any(key.endswith("running_mean") for key in state)
     shapes, layers, linears = vgg16_layout(batch_norm_file)
-    layout = "torchvision's vgg16_bn" if batch_norm_file else "torchvision's vgg16"
-    check_fits(path, state, shapes, layout)
-    layers = {name: paths for name, paths in layers.items() if name in spec.widths}  # a k-det may stop early
+    check_fits(path, state, shapes, "torchvision's vgg16_bn" if batch_norm_file else "torchvision's vgg16")
     model = build_model(spec)
     ours = model.state_dict()
+    layers = {name: paths for name, paths in layers.items() if name in spec.widths}  # a k-det may stop early
+    _check_full_width(path, state, layers, ours)
+    convs = _file_convs(state, layers)
+    fc6, fc7 = linears[:2]
+    if _fc_fits(state, spec, fc6, fc7):
+        convs |= _subsampled_fc(state, fc6, fc7)
+    first = convs["conv1_1"]
+    norm = input_norm or _file_input_norm(state, batch_norm_file, fc6, fc7)
+    convs["conv1_1"] = _Conv(*adapt_first_conv(first.weight, first.bias, norm), first.norm)
+    for name, conv in convs.items():
+        _write(ours, name, conv, spec.batch_norm)
+    model.load_state_dict(ours)
+    return model, tuple(convs)
+
+
+def _check_full_width(path: object, state: StateDict, layers: Mapping[str, tuple[str, str | None]],
+                      ours: StateDict) -> None:
     for name, (conv, _) in layers.items():
         found, wanted = state[f"{conv}.weight"].shape, ours[f"backbone.convs.{name}.weight"].shape
         if found != wanted:
             raise CheckpointError(f"{path}: {conv}.weight is {list(found)} in the file but {list(wanted)} in the "
                                   f"model's {name}: a VGG16 initialisation needs width 1.0 up to conv5_3")
-    convs = _file_convs(state, layers)
-    fc6, fc7 = linears[:2]
-    if _fc_fits(state, spec, fc6, fc7):
-        convs |= _subsampled_fc(state, fc6, fc7)
-    if input_norm is None:
-        ported_from_caffe = not batch_norm_file and not _finite(state, fc6, fc7)
-        input_norm = CAFFE_INPUT if ported_from_caffe else OUR_INPUT
-    first = convs["conv1_1"]
-    weight, bias = adapt_first_conv(first.weight, first.bias, input_norm)
-    convs["conv1_1"] = _Conv(weight, bias, first.norm)
-    for name, conv in convs.items():
-        _write(ours, name, conv, spec.batch_norm)
-    model.load_state_dict(ours)
-    return model, tuple(convs)
+
+
+def _file_input_norm(state: StateDict, batch_norm_file: bool, fc6: str, fc7: str) -> InputNorm:
+    """Caffe-style inputs for a vgg16 without a valid (finite) classifier: torchvision's
+    IMAGENET1K_FEATURES, ported from Caffe. Else ImageNet mean/std on 0-1 images, ours
+    (vgg16 and vgg16_bn IMAGENET1K_V1)."""
+    return CAFFE_INPUT if not batch_norm_file and not _finite(state, fc6, fc7) else OUR_INPUT
