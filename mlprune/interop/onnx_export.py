@@ -57,7 +57,8 @@ def default_boxes(model: nn.Module) -> torch.Tensor:
 
 
 def exported_network(model: nn.Module) -> nn.Module:
-    """The module `export_onnx` exports (in eval mode): what the ONNX graph computes, in torch."""
+    """The module `export_onnx` exports: what the ONNX graph computes, in torch. Puts `model`
+    in eval mode on the CPU."""
     model = model.cpu().eval()
     return DetectorNetwork(model).eval() if model.spec.task == DETECTION else model
 
