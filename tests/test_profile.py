@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from mlprune.evaluation.profile import count_gflops
+from mlprune.evaluation.profile import count_gflops, latency_image, median_ms
 from mlprune.evaluation.tasks import TASKS
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
@@ -39,3 +39,14 @@ def test_detector_counts_every_conv_of_backbone_and_heads(tiny_detector: nn.Modu
         hook.remove()
     assert len(expected) == len(convs)
     assert count_gflops(tiny_detector, 300, TASKS[DETECTION].network_forward) * 1e9 == pytest.approx(sum(expected))
+
+
+
+def test_median_ms_times_only_the_runs_after_warmup() -> None:
+    calls = []
+    assert median_ms(lambda: calls.append(1), warmup=3, runs=5) >= 0
+    assert len(calls) == 8
+
+
+def test_latency_image_is_the_same_every_time() -> None:
+    assert torch.equal(latency_image(8), latency_image(8)) and latency_image(8).shape == (3, 8, 8)

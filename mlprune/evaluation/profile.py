@@ -27,6 +27,23 @@ def count_gflops(model: nn.Module, image_size: int, forward: Forward = nn.Module
     return counter.get_total_flops() / 1e9
 
 
+def latency_image(image_size: int) -> torch.Tensor:
+    """The one image every latency is measured on: [3, S, S] in 0-1, the same in every run."""
+    return torch.rand(3, image_size, image_size, generator=torch.Generator().manual_seed(0))
+
+
+def median_ms(call: Callable[[], object], warmup: int, runs: int) -> float:
+    """Median wall time of `call()` in milliseconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
 @torch.no_grad()
 def cpu_latency_ms(models: Sequence[nn.Module], image_size: int, threads: int = 2, warmup: int = 3,
                    runs: int = 20) -> list[float]:
@@ -36,7 +53,7 @@ def cpu_latency_ms(models: Sequence[nn.Module], image_size: int, threads: int = 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     models = [model.cpu().eval() for model in models]
-    image = [torch.rand(3, image_size, image_size, generator=torch.Generator().manual_seed(0))]
+    image = [latency_image(image_size)]
     times: list[list[float]] = [[] for _ in models]
     try:
         for _ in range(warmup):
