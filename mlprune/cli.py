@@ -9,6 +9,7 @@ from stages import (
     check_data,
     data,
     evaluate,
+    export,
     kdet,
     l1_finetune,
     preset,
@@ -21,7 +22,7 @@ from stages import (
 )
 
 STAGES = {
-    "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
+    "data": data, "pretrain": pretrain, "evaluate": evaluate, "export": export, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
     "kdet": kdet, "report": report, "check-data": check_data, "preset": preset,
 }

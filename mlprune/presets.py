@@ -19,8 +19,8 @@ from mlprune.atomic import atomic_path
 from mlprune.config import load_params, merge_params, parse_section, section
 from mlprune.data.splits import DataConfig, resolve_classes
 from mlprune.errors import ConfigError
+from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import ArchSpec, ModelConfig
-from mlprune.pipeline.evaluate import EvalConfig
 from mlprune.pipeline.kdet import KdetConfig
 from mlprune.pipeline.phase_config import parse_phases
 from mlprune.pipeline.report import kdet_name

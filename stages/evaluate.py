@@ -5,7 +5,8 @@ from typing import Annotated
 
 from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig, resolved
-from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
+from mlprune.evaluation.config import EvalConfig
+from mlprune.pipeline.evaluate import evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from mlprune.config import load_params, parse_section
 from mlprune.data.splits import DataConfig, resolved
-from mlprune.pipeline.evaluate import EvalConfig
+from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.pipeline.threshold_search import threshold_search
 from mlprune.pruning.threshold import ThresholdConfig

@@ -13,9 +13,10 @@ from mlprune.data.labeled import LabeledImages
 from mlprune.data.splits import DataConfig
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
+from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
-from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
+from mlprune.pipeline.evaluate import evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 from mlprune.train import TrainConfig, train
 

@@ -23,9 +23,10 @@ from typer.testing import CliRunner
 from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.cli import app
 from mlprune.data.splits import DataConfig
+from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
-from mlprune.pipeline.evaluate import EvalConfig, evaluate_checkpoint
+from mlprune.pipeline.evaluate import evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
 
 # --- graceful edge cases ---------------------------------------------------------------

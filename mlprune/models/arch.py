@@ -138,6 +138,8 @@ class ModelConfig:
     width: float = 1.0  # multiplies every layer's width (floor 4 channels)
     widths: dict[str, int] = field(default_factory=dict)  # explicit widths by layer; win over `width`
     batch_norm: bool = False  # BN during pretraining, folded into the convs before pruning
+    init: str | None = None  # weights to start from (a file under data/init/), instead of a random init
+    init_new_head: bool = False  # with `init` for another class count: start the class heads afresh
 
     def __post_init__(self) -> None:
         family(self.name)

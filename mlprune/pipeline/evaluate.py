@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from mlprune.atomic import write_json
 from mlprune.checkpoint import load_checkpoint
-from mlprune.config import require
 from mlprune.data.splits import DataConfig, test_dataset
+from mlprune.evaluation.config import EvalConfig
 from mlprune.evaluation.profile import cost_metrics
 from mlprune.evaluation.tasks import task_for
+from mlprune.interop.onnx_export import onnx_cpu_latency_ms
 from mlprune.runtime import RuntimeConfig, setup
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """The `evaluate` section of params.yaml."""
-
-    models: list[str]  # what the evaluate stage scores: pretrain, each phase, each kdet_k<k>
-    batch_size: int = 16
-    latency_runs: int = 20  # timed runs (after 3 warm-up runs) for the median CPU latency
-    latency_threads: int = 2
-
-    def __post_init__(self) -> None:
-        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        require(self.latency_runs >= 1, "latency_runs", f"must be >= 1, got {self.latency_runs}")
 
 
 def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, config: EvalConfig,
@@ -43,6 +29,9 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
     scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, load_checkpoint(baseline), config.latency_runs,
                         config.latency_threads, task.network_forward)
+    # onnxruntime runs the network only (no resize, no NMS): compare it with gflops, not cpu_latency_ms
+    cost["onnx_cpu_latency_ms"] = round(onnx_cpu_latency_ms(model, model.spec.image_size, config.latency_threads,
+                                                            config.latency_runs), 2)
     headline = {k: v for k, v in scores.items() if not isinstance(v, dict)}
     metrics = {**headline, **cost, **{k: v for k, v in scores.items() if isinstance(v, dict)}}
     write_json(metrics_out, metrics)

@@ -1,15 +1,18 @@
-"""Stage `pretrain`: train the model from scratch, then fold BatchNorm into the convs."""
+"""Stage `pretrain`: train the model from scratch (or from `model.init`), then fold BatchNorm into the convs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from torch import nn
 from tqdm import tqdm
 
 from mlprune.atomic import write_csv
 from mlprune.checkpoint import save_checkpoint
 from mlprune.data.splits import DataConfig, train_dataset
-from mlprune.models.arch import ModelConfig
+from mlprune.errors import ConfigError
+from mlprune.interop.importing import import_model
+from mlprune.models.arch import ArchSpec, ModelConfig
 from mlprune.models.build import build_model, fold_batch_norm
 from mlprune.runtime import RuntimeConfig, setup
 from mlprune.train import TrainConfig, train
@@ -20,7 +23,7 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     """Writes the BN-folded checkpoint to `out` and one row per epoch to `history_csv`."""
     device = setup(runtime)
     dataset = train_dataset(data, runtime.seed, schedule.augment)
-    model = build_model(model_config.to_spec(len(data.classes)))
+    model = initial_model(model_config, model_config.to_spec(len(data.classes)))
     data.check_model_task(model.spec.task, model.spec.model)
     tqdm.write(f"pretrain: {len(dataset)} images, {sum(p.numel() for p in model.parameters()):,} params, "
                f"{device}")
@@ -29,3 +32,19 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     folded = fold_batch_norm(model.cpu().eval())
     save_checkpoint(out, folded)
     write_csv(history_csv, history)
+
+
+INIT_DIR = Path("data/init")  # the pretrain stage's dep: DVC hashes the start weights, not only their name
+
+
+def initial_model(config: ModelConfig, spec: ArchSpec) -> nn.Module:
+    """A freshly initialised model of `spec`, or the one `model.init` names (see data/init/README.md)."""
+    if config.init is None:
+        return build_model(spec)
+    init = Path(config.init)
+    if INIT_DIR.resolve() not in init.resolve().parents:
+        raise ConfigError(f"model.init: {init} is not under {INIT_DIR}/; copy or link the file there, so DVC "
+                          "re-runs pretrain when it changes")
+    imported = import_model(init, spec, new_class_head=config.init_new_head)
+    tqdm.write(f"pretrain: starts from {init} ({imported.source}, {len(imported.layers)} layers)")
+    return imported.model
