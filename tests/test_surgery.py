@@ -54,6 +54,39 @@ def test_pruned_model_equals_masked_model(kept):
     assert all(pruned.spec.widths[layer] == len(idx) for layer, idx in kept.items())
 
 
+# Layers whose only consumer is linear in the constant a removed filter still outputs (1x1 or
+# unpadded convs): there, folding relu(bias) into the consumer is exact, whatever the bias sign.
+EXACTLY_FOLDED = ("conv6", "conv10_1", "conv11_1")
+
+
+def weights_zeroed(model, kept):
+    """A copy whose removed filters keep their bias: each outputs the constant relu(bias)."""
+    copy = build_model(model.spec).eval()
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for layer, indices in kept.items():
+            conv = copy.backbone.convs[layer]
+            conv.weight[sorted(set(range(conv.out_channels)) - set(indices))] = 0
+    return copy
+
+
+MIXED_BIAS_MODEL = tiny_model()
+with torch.no_grad():
+    for conv in MIXED_BIAS_MODEL.backbone.convs.values():
+        conv.bias.uniform_(-0.2, 0.2)
+
+
+@settings(max_examples=10, deadline=None)
+@given(selections({name: MIXED_BIAS_MODEL.spec.widths[name] for name in EXACTLY_FOLDED}))
+def test_pruned_model_keeps_the_constant_output_of_removed_filters(kept):
+    reference = weights_zeroed(MIXED_BIAS_MODEL, kept)
+    assert any(float(reference.backbone.convs[layer].bias.max()) > 0 for layer in kept)  # folding has work to do
+    pruned = prune_filters(reference, kept)
+    expected, actual = head_outputs(reference, X), head_outputs(pruned, X)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=1e-4, atol=1e-5)
+
+
 def test_l2norm_scale_and_heads_are_sliced_with_conv4_3():
     kept = {"conv4_3": [0, 2, 5]}
     pruned = prune_filters(MODEL, kept)
