@@ -7,6 +7,7 @@ import typer
 from mlprune.stage_runner import report_errors
 from stages import (
     check_data,
+    check_pruned,
     data,
     evaluate,
     kdet,
@@ -15,6 +16,7 @@ from stages import (
     pretrain,
     report,
     retrain,
+    scratch,
     select_filters,
     surgery,
     threshold_search,
@@ -22,8 +24,9 @@ from stages import (
 
 STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
-    "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
-    "kdet": kdet, "report": report, "check-data": check_data, "preset": preset,
+    "threshold-search": threshold_search, "select": select_filters, "surgery": surgery,
+    "check-pruned": check_pruned, "retrain": retrain, "kdet": kdet, "scratch": scratch, "report": report,
+    "check-data": check_data, "preset": preset,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

@@ -1,11 +1,11 @@
-"""Stage `report`: mAP vs params across phases, and the k-det table, as plot CSVs."""
+"""Stage `report`: mAP vs params across phases and the scratch baseline, and the k-det table, as plot CSVs."""
 
 from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
 from mlprune.config import load_params, section
-from mlprune.pipeline.report import kdet_rows, summary_rows
+from mlprune.pipeline.report import SCRATCH, kdet_rows, summary_rows
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 
@@ -14,7 +14,7 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
          kdet_table: Annotated[Path, path_option("k-det CSV to write")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    names = ["pretrain", *section(p, "phases")]
+    names = ["pretrain", *section(p, "phases"), SCRATCH]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
     write_csv(kdet_table, kdet_rows(metrics_dir, section(p, "kdet.ks")))
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import nn
 from tqdm import tqdm
 
 from mlprune.atomic import write_json
 from mlprune.checkpoint import load_checkpoint
 from mlprune.config import require
-from mlprune.data.splits import DataConfig, test_dataset
+from mlprune.data.splits import DataConfig, test_dataset, val_dataset
 from mlprune.evaluation.profile import cost_metrics
-from mlprune.evaluation.tasks import task_for
+from mlprune.evaluation.tasks import Task, task_for
+from mlprune.models.arch import ArchSpec
 from mlprune.runtime import RuntimeConfig, setup
 
 
@@ -49,3 +52,13 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
     tqdm.write(f"{checkpoint}: {task.score_name} {metrics[task.score_name]:.4f}, {metrics['params']:,} params, "
                f"{metrics['gflops']} GFLOPs, {metrics['cpu_latency_ms']} ms")
     return metrics
+
+
+def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
+                      batch_size: int) -> tuple[Task, Callable[[nn.Module], float]]:
+    """The task of `spec` and a function scoring a model on the validation split: the score
+    threshold search compares and check_pruned reports, computed the same way by both."""
+    device = setup(runtime)
+    dataset = val_dataset(data, runtime.seed)
+    task = task_for(data, spec)
+    return task, lambda model: task.validation_score(model, dataset, data.classes, device, batch_size)
