@@ -1,4 +1,5 @@
-"""The `mlprune` command: one subcommand per pipeline stage (the code DVC runs), plus check-data and preset."""
+"""The `mlprune` command: one subcommand per pipeline stage (the code DVC runs), plus check-data, preset
+and pareto."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from stages import (
     evaluate,
     kdet,
     l1_finetune,
+    pareto,
     preset,
     pretrain,
     report,
@@ -26,7 +28,7 @@ STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery,
     "check-pruned": check_pruned, "retrain": retrain, "kdet": kdet, "scratch": scratch, "report": report,
-    "check-data": check_data, "preset": preset,
+    "check-data": check_data, "preset": preset, "pareto": pareto,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
