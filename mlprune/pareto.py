@@ -7,8 +7,11 @@ its experiments and makes one row per experiment that finished: the params that 
 between them, the final phase's compression and test score, and the from-scratch
 baseline's score on the same architecture, plus a plot of them.
 
-Only runs that succeeded count: DVC shows a failed or still queued experiment with its
-baseline's metrics, which would put a point on the plot that no run produced.
+Only runs that reproduced the whole pipeline count. DVC shows a failed or still queued
+experiment with its baseline's metrics, and an experiment run for one target (`dvc exp
+run -S ... evaluate@phase1`) keeps the baseline's results for every stage it did not
+reach: either would put a point on the plot that no run of its params produced. A run's
+dvc.lock tells the second kind apart: a stage it did not reach still records the old params.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from mlprune.atomic import atomic_path, write_csv
 from mlprune.errors import MlpruneError
@@ -26,6 +31,7 @@ from mlprune.pipeline.report import SCORES, SCRATCH
 
 PARAMS_FILE = "params.yaml"
 PRETRAIN = "pretrain"
+MISSING = object()  # a params key absent from a run's params.yaml
 
 
 def exp_show(repo: Path) -> list[dict]:
@@ -65,6 +71,47 @@ def experiment_runs(exp_show_json: list[dict]) -> Iterator[tuple[str, str, dict]
             state = (experiment.get("executor") or {}).get("state", "success")
             yield (experiment.get("name") or last["rev"][:7], "failed" if last.get("error") else state,
                    last.get("data") or {})
+
+
+def check_locks(runs: Sequence[tuple[str, str, dict]],
+                lock_of: Callable[[str], dict | None]) -> list[tuple[str, str, dict]]:
+    """`runs` with the state of each successful run whose dvc.lock (`lock_of(rev)`; None
+    when unavailable: left unchecked) holds stages run with other params set to `stale`."""
+    checked = []
+    for name, state, data in runs:
+        lock = lock_of(data["rev"]) if state == "success" and data.get("rev") else None
+        params = (data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {}
+        if lock is not None and stale_stages(lock, params):
+            state = f"stale: {', '.join(stale_stages(lock, params))} not re-run"
+        checked.append((name, state, data))
+    return checked
+
+
+def stale_stages(lock: dict, params: dict) -> list[str]:
+    """The stages of a dvc.lock whose recorded params differ from `params`."""
+    stale = []
+    for stage, entry in (lock.get("stages") or {}).items():
+        recorded = ((entry or {}).get("params") or {}).get(PARAMS_FILE) or {}
+        if any(lookup(params, key) != value for key, value in recorded.items()):
+            stale.append(stage)
+    return stale
+
+
+def lookup(params: dict, dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def git_lock(repo: Path) -> Callable[[str], dict | None]:
+    """dvc.lock as committed at a revision of the git repository `repo` (None if it has none)."""
+    def lock_of(rev: str) -> dict | None:
+        proc = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=repo, capture_output=True, text=True)
+        return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+    return lock_of
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, Any]:
@@ -122,10 +169,11 @@ def on_front(point: dict, points: Sequence[dict]) -> bool:
     return not any(dominates(other) for other in points)
 
 
-def pareto_rows(exp_show_json: list[dict]) -> list[dict]:
-    """One row per finished experiment with a final evaluation: its name, the swept params,
-    compression_x and score of the final model and of the scratch baseline, the pretrained score."""
-    points = [point for name, state, data in experiment_runs(exp_show_json)
+def pareto_rows(runs: Sequence[tuple[str, str, dict]]) -> list[dict]:
+    """One row per successful run (`experiment_runs`, `check_locks`) with a final evaluation: its
+    name, the swept params, compression_x and score of the final model and of the scratch
+    baseline, the pretrained score."""
+    points = [point for name, state, data in runs
               if state == "success" and (point := sweep_point(name, data)) is not None]
     if not points:
         raise MlpruneError("dvc exp show: no finished experiment has a final evaluation "
@@ -171,8 +219,8 @@ def plot_pareto(rows: Sequence[dict], png: Path) -> None:
     plt.close(fig)
 
 
-def write_pareto(exp_show_json: list[dict], csv_out: Path, png_out: Path) -> list[dict]:
-    rows = pareto_rows(exp_show_json)
+def write_pareto(runs: Sequence[tuple[str, str, dict]], csv_out: Path, png_out: Path) -> list[dict]:
+    rows = pareto_rows(runs)
     write_csv(csv_out, rows)
     plot_pareto(rows, png_out)
     return rows

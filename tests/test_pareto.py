@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mlprune.cli import app
 from mlprune.errors import MlpruneError
-from mlprune.pareto import experiment_runs, flatten, on_front, pareto_rows, read_exp_show
+from mlprune.pareto import check_locks, experiment_runs, flatten, on_front, pareto_rows, read_exp_show, stale_stages
 
 EXP_SHOW = Path(__file__).parent / "data" / "exp_show.json"
 
@@ -25,8 +25,12 @@ def row(experiment, l1, tolerance, compression, score, scratch, front):
             "on_front": front}
 
 
+def runs() -> list[tuple[str, str, dict]]:
+    return list(experiment_runs(read_exp_show(EXP_SHOW)))
+
+
 def test_one_row_per_finished_experiment_with_the_swept_params():
-    assert pareto_rows(read_exp_show(EXP_SHOW)) == [
+    assert pareto_rows(runs()) == [
         row("main", 0.5, 0.03, 1.24, 0.8869, 0.85, True),
         row("lucky-bell", 1.0, 0.03, 2.1, 0.8555, 0.8702, False),  # quiet-fern: smaller and more accurate
         row("brisk-cove", 0.25, 0.05, 1.6, 0.8801, 0.8604, True),
@@ -35,7 +39,7 @@ def test_one_row_per_finished_experiment_with_the_swept_params():
 
 
 def test_failed_and_queued_runs_are_named_not_plotted():
-    states = {name: state for name, state, _ in experiment_runs(read_exp_show(EXP_SHOW))}
+    states = {name: state for name, state, _ in runs()}
     assert states == {"main": "success", "idle-wren": "queued", "lucky-bell": "success", "brisk-cove": "success",
                       "quiet-fern": "success", "stale-moth": "failed"}
 
@@ -52,7 +56,37 @@ def test_on_front():
 
 def test_no_finished_experiment_is_an_error():
     with pytest.raises(MlpruneError, match=r"^dvc exp show: no finished experiment has a final evaluation"):
-        pareto_rows([{"rev": "workspace", "name": None, "data": {}, "error": None, "experiments": None}])
+        pareto_rows(list(experiment_runs([{"rev": "workspace", "name": None, "data": {}, "error": None,
+                                           "experiments": None}])))
+
+
+def lock(grid: list[float], l1_strength: float) -> dict:
+    """A dvc.lock of two stages, with the params DVC records for each."""
+    return {"schema": "2.0", "stages": {
+        "threshold_search@phase1": {"cmd": "python stages/threshold_search.py", "params": {"params.yaml": {
+            "threshold": {"grid": grid, "relative_to": "mean_abs"}, "phase_defaults.tolerance": 0.03}}},
+        "l1_finetune@phase1": {"cmd": "python stages/l1_finetune.py", "params": {"params.yaml": {
+            "phase_defaults.l1_strength": l1_strength}}},
+        "data": {"cmd": "python stages/data.py"}}}
+
+
+def test_stale_stages_are_those_run_with_other_params():
+    params = {"threshold": {"grid": [0.25, 0.5], "relative_to": "mean_abs"},
+              "phase_defaults": {"tolerance": 0.03, "l1_strength": 1.0}}
+    assert stale_stages(lock([0.25, 0.5], 1.0), params) == []
+    assert stale_stages(lock([0.5], 0.5), params) == ["threshold_search@phase1", "l1_finetune@phase1"]
+    assert stale_stages(lock([0.25, 0.5], 1.0), {"threshold": params["threshold"]}) == ["threshold_search@phase1",
+                                                                                       "l1_finetune@phase1"]
+
+
+def test_a_run_that_did_not_reproduce_every_stage_is_left_out():
+    grid = [0.25, 0.5, 0.75, 1.0, 1.5]
+    locks = {"1" * 40: lock(grid, 1.0), "2" * 40: lock(grid, 0.5), "3" * 40: lock(grid, 1.0)}  # brisk-cove: 0.25
+    checked = check_locks(runs(), locks.get)
+    states = {name: state for name, state, _ in checked}
+    assert states["brisk-cove"] == "stale: l1_finetune@phase1 not re-run"
+    assert states["lucky-bell"] == states["quiet-fern"] == states["main"] == "success"  # main: no lock, unchecked
+    assert [row["experiment"] for row in pareto_rows(checked)] == ["main", "lucky-bell", "quiet-fern"]
 
 
 def test_pareto_command_writes_the_table_and_the_plot(tmp_path):
