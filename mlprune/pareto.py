@@ -75,15 +75,14 @@ def experiment_runs(exp_show_json: list[dict]) -> Iterator[tuple[str, str, dict]
 
 def check_locks(runs: Sequence[tuple[str, str, dict]],
                 lock_of: Callable[[str], dict | None]) -> list[tuple[str, str, dict]]:
-    """`runs` with the state of each successful run whose dvc.lock (`lock_of(rev)`; None
-    when unavailable: left unchecked) holds stages run with other params set to `stale`."""
+    """`runs`, where a successful run whose dvc.lock (`lock_of(rev)`) records other params
+    for some stages is marked `stale`; a run whose lock is unavailable (None) stays unchecked."""
     checked = []
     for name, state, data in runs:
         lock = lock_of(data["rev"]) if state == "success" and data.get("rev") else None
         params = (data.get("params") or {}).get(PARAMS_FILE, {}).get("data") or {}
-        if lock is not None and stale_stages(lock, params):
-            state = f"stale: {', '.join(stale_stages(lock, params))} not re-run"
-        checked.append((name, state, data))
+        stale = stale_stages(lock, params) if lock is not None else []
+        checked.append((name, f"stale: {', '.join(stale)} not re-run" if stale else state, data))
     return checked
 
 
