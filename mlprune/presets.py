@@ -22,8 +22,9 @@ from mlprune.errors import ConfigError
 from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import ArchSpec, ModelConfig
 from mlprune.pipeline.kdet import KdetConfig
-from mlprune.pipeline.phase_config import parse_phases
-from mlprune.pipeline.report import kdet_name
+from mlprune.pipeline.phase_config import parse_phases, phase_chain
+from mlprune.pipeline.report import SCRATCH, kdet_name
+from mlprune.pipeline.scratch import ScratchConfig
 from mlprune.pruning.threshold import ThresholdConfig
 from mlprune.runtime import RuntimeConfig
 from mlprune.synthetic.scenes import SyntheticConfig
@@ -38,8 +39,9 @@ def preset_names(configs: Path = CONFIGS) -> list[str]:
 
 
 def models_to_evaluate(params: dict[str, Any]) -> list[str]:
-    """What the evaluate stage scores: the pretrained model, every phase's, every k-det model."""
-    return ["pretrain", *section(params, "phases"), *(kdet_name(k) for k in section(params, "kdet.ks"))]
+    """What the evaluate stage scores: the pretrained model, every phase's, every k-det model
+    and the from-scratch baseline."""
+    return ["pretrain", *section(params, "phases"), *(kdet_name(k) for k in section(params, "kdet.ks")), SCRATCH]
 
 
 def check_params(params: dict[str, Any]) -> ArchSpec:
@@ -51,10 +53,12 @@ def check_params(params: dict[str, Any]) -> ArchSpec:
     parse_section(params, "kdet", KdetConfig)
     data = parse_section(params, "data", DataConfig)
     model = parse_section(params, "model", ModelConfig)
-    parse_phases(section(params, "phases"), section(params, "phase_defaults"), model.name)
+    phases = parse_phases(section(params, "phases"), section(params, "phase_defaults"), model.name)
+    phase_chain(phases, parse_section(params, "scratch", ScratchConfig).source, "scratch.source")
     expected = models_to_evaluate(params)
     if parse_section(params, "evaluate", EvalConfig).models != expected:
-        raise ConfigError(f"evaluate.models: must list pretrain, every phase and every k-det model: {expected}")
+        raise ConfigError(f"evaluate.models: must list pretrain, every phase, every k-det model and scratch: "
+                          f"{expected}")
     classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes  # an image folder may be elsewhere
     spec = model.to_spec(max(len(classes), 1))
     data.check_model_task(spec.task, spec.model)

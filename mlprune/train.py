@@ -54,6 +54,17 @@ class TrainConfig:
         require(self.epoch_images >= 0, "epoch_images", f"must be >= 0, got {self.epoch_images}")
 
 
+def epoch_steps(config: TrainConfig, n_images: int) -> int:
+    """Optimizer steps per epoch on a dataset of `n_images`: `epoch_images` of them (all when 0
+    or more than there are), in whole batches (the ragged batch is dropped: BN needs > 1 sample)."""
+    return min(config.epoch_images or n_images, n_images) // config.batch_size
+
+
+def images_seen(config: TrainConfig, n_images: int) -> int:
+    """Training images the whole schedule draws, exactly as `train` draws them."""
+    return config.epochs * epoch_steps(config, n_images) * config.batch_size
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]  # frozen layers stay out
     if config.optimizer == "sgd":
@@ -89,8 +100,7 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     run_id = fingerprint(model, config, seed, len(dataset))
     model.to(device).train()
     optimizer = build_optimizer(model, config)
-    epoch_images = min(config.epoch_images or len(dataset), len(dataset))
-    steps_per_epoch = epoch_images // config.batch_size  # drop the ragged batch: BN needs > 1 sample
+    steps_per_epoch = epoch_steps(config, len(dataset))
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
     start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)

@@ -1,11 +1,11 @@
-"""Stage `report`: mAP vs params across phases, and the k-det table, as plot CSVs."""
+"""Stage `report`: mAP vs params across phases and the scratch baseline, and the k-det table, as plot CSVs."""
 
 from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
 from mlprune.config import load_params, section
-from mlprune.pipeline.report import kdet_rows, summary_rows
+from mlprune.pipeline.report import SCRATCH, kdet_rows, summary_rows
 from mlprune.pipeline.report_figures import write_report
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -16,11 +16,11 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
          report_dir: Annotated[Path, path_option("offline report folder to write (README.md + PNGs)")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    names = ["pretrain", *section(p, "phases")]
+    phases, ks = list(section(p, "phases")), section(p, "kdet.ks")
+    names = ["pretrain", *phases, SCRATCH]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
-    ks = section(p, "kdet.ks")
     write_csv(kdet_table, kdet_rows(metrics_dir, ks))
-    write_report(metrics_dir, names[1:], ks, report_dir)
+    write_report(metrics_dir, phases, ks, report_dir)
 
 
 if __name__ == "__main__":

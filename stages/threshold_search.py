@@ -15,11 +15,12 @@ from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")],
          model: Annotated[Path, path_option("L1 fine-tuned checkpoint")],
+         start: Annotated[Path, path_option("the phase's start checkpoint (tolerance_reference: start)")],
          sweep: Annotated[Path, path_option("threshold sweep CSV to write")],
          chosen: Annotated[Path, path_option("chosen threshold JSON to write")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    threshold_search(model, phase_from_params(p, phase),
+    threshold_search(model, start, phase_from_params(p, phase),
                      config=parse_section(p, "threshold", ThresholdConfig),
                      data=resolved(parse_section(p, "data", DataConfig)),
                      runtime=parse_section(p, "common", RuntimeConfig),

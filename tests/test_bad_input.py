@@ -36,10 +36,15 @@ STAGES = {
     "pretrain": "--out {out}/model.pt --history {out}/train.csv --work-dir {out}/work",
     "l1-finetune": "--phase phase1 --start {inp}/start.pt --out {out}/l1.pt --history {out}/l1.csv "
                    "--histograms {out}/hist --work-dir {out}/work",
-    "threshold-search": "--phase phase1 --model {inp}/l1.pt --sweep {out}/sweep.csv --chosen {out}/threshold.json",
+    "threshold-search": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --sweep {out}/sweep.csv "
+                        "--chosen {out}/threshold.json",
     "select": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --threshold {inp}/threshold.json "
               "--out {out}/selection.json --nonzero {out}/nonzero.csv",
     "surgery": "--model {inp}/l1.pt --selection {inp}/selection.json --out {out}/pruned.pt",
+    "check-pruned": "--phase phase1 --model {inp}/pruned.pt --l1-model {inp}/l1.pt --threshold {inp}/threshold.json "
+                    "--metrics {out}/pruned.json",
+    "scratch": "--final {inp}/model.pt --out {out}/model.pt --history {out}/train.csv --budget {out}/budget.json "
+               "--work-dir {out}/work",
     "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json "
                 "--results {out}/results",
 }
@@ -235,6 +240,14 @@ def test_bad_annotations(ws, damage):
     ("threshold-search", "threshold.grid", [1.0, 0.5], "threshold.grid: must be strictly increasing, got [1.0, 0.5]"),
     ("threshold-search", "threshold.grid", [-0.5, 1.0], "threshold.grid: values must be >= 0, got [-0.5, 1.0]"),
     ("threshold-search", "threshold.grid", [0.5, "big"], "threshold.grid[1]: expected a number, got 'big'"),
+    ("threshold-search", "phase_defaults.tolerance_reference", "pretrain",
+     "phase_defaults.tolerance_reference: l1 or start, got 'pretrain'"),
+    ("check-pruned", "phases.phase1.max_pruned_drop", -0.1,
+     "phases.phase1.max_pruned_drop: must be >= 0 or null, got -0.1"),
+    ("scratch", "scratch.source", "phase9",
+     "scratch.source: no phase named 'phase9' (have ['phase1', 'phase2', 'phase3', 'phase4'])"),
+    ("scratch", "phases.phase2.start", "phase3",
+     "phases.phase2.start: 'phase3' is neither 'pretrain' nor an earlier phase"),
 ])
 def test_bad_params(ws, stage, key, value, message):
     ws.set_param(key, value)

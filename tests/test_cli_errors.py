@@ -58,7 +58,8 @@ def test_cuda_requested_without_cuda(tmp_path, tiny_voc, monkeypatch):
 def test_bad_threshold_grid(tmp_path, grid, message):
     params = params_with(tmp_path, "threshold", "grid", grid)
     result = invoke(["threshold-search", "--params", str(params), "--phase", "phase1", "--model",
-                     str(tmp_path / "l1.pt"), "--sweep", str(tmp_path / "s.csv"), "--chosen", str(tmp_path / "t.json")])
+                     str(tmp_path / "l1.pt"), "--start", str(tmp_path / "start.pt"),
+                     "--sweep", str(tmp_path / "s.csv"), "--chosen", str(tmp_path / "t.json")])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "s.csv").exists()
 

@@ -23,7 +23,8 @@ def classification_params() -> dict:
     params = merge_params(yaml.safe_load((ROOT / "configs/classification.yaml").read_text()), TINY)
     params["phase_defaults"] = merge_params(params["phase_defaults"], TINY_PHASE)
     params["phases"] = {name: params["phases"][name] for name in ("phase1", "phase2")}
-    params["evaluate"]["models"] = ["pretrain", "phase1", "phase2"]
+    params["evaluate"]["models"] = ["pretrain", "phase1", "phase2", "scratch"]
+    params["scratch"] = {"source": "phase2"}
     return params
 
 
@@ -41,5 +42,7 @@ def test_classification_repro(tmp_path):
         selection = json.loads((repo / f"metrics/{phase}/selection.json").read_text())
         assert all(layer["kept"] for layer in selection["layers"].values())
     assert "top1" in (repo / "plots/map_vs_params.csv").read_text()
+    scratch = json.loads((repo / "metrics/scratch/eval.json").read_text())
+    assert scratch["params"] == json.loads((repo / "metrics/phase2/eval.json").read_text())["params"]
     assert (repo / "results/phase2/predictions.csv").is_file()
     assert not list((repo / "metrics").glob("kdet/*/eval.json"))  # no k-det for a classifier

@@ -20,6 +20,11 @@ def test_repro_writes_every_phase(tiny_pipeline):
         assert metrics["compression_x"] >= 1.0 and 0 <= metrics["map_voc07"] <= 1
         selection = json.loads((repo / f"metrics/{phase}/selection.json").read_text())
         assert all(layer["kept"] for layer in selection["layers"].values())
+        pruned = json.loads((repo / f"metrics/{phase}/pruned.json").read_text())
+        assert pruned["params_after"] == metrics["params"] and 0 <= pruned["pruned_score"] <= 1
+    scratch = json.loads((repo / "metrics/scratch/eval.json").read_text())
+    assert scratch["params"] == json.loads((repo / "metrics/phase4/eval.json").read_text())["params"]
+    assert "scratch" in (repo / "plots/map_vs_params.csv").read_text()
     assert (repo / "results/pretrain/comp4_det_test_circle.txt").is_file()
     assert "map_voc07" in (repo / "plots/kdet.csv").read_text()
     assert json.loads((repo / "metrics/export/onnx.json").read_text())["max_abs_diff"] < 1e-4
@@ -39,4 +44,5 @@ def test_exp_run_with_new_grid_and_default_tolerance_skips_pretrain(tiny_pipelin
     out = run(dvc("exp", "run", "-S", "threshold.grid=[0.2,0.6]", "-S", "phase_defaults.tolerance=0.9",
                   "evaluate@phase1"), tiny_pipeline)
     assert "Running stage 'threshold_search@phase1'" in out and "Running stage 'select@phase1'" in out
+    assert "Running stage 'check_pruned@phase1'" in out
     assert "Running stage 'pretrain'" not in out and "Running stage 'l1_finetune@phase1'" not in out

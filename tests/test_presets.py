@@ -41,7 +41,7 @@ def test_a_derived_preset_is_its_base_updated():
     base = resolve_preset(own.pop("base"), CONFIGS)
     resolved = resolve_preset("smoke", CONFIGS)
     assert resolved == merge_params(base, own) | {"evaluate": resolved["evaluate"]}
-    assert resolved["evaluate"]["models"] == ["pretrain", "phase1", "phase2", "phase3", "phase4", "kdet_k2"]
+    assert resolved["evaluate"]["models"] == ["pretrain", "phase1", "phase2", "phase3", "phase4", "kdet_k2", "scratch"]
     assert resolved["phase_defaults"]["l1"] == {"epochs": 1, "epoch_images": 200, "lr": 1.0e-3, "warmup_iters": 0,
                                                 "batch_size": 4}  # nested keys merged, not replaced
 

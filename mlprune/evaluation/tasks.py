@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from mlprune.atomic import atomic_path
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import DataConfig, val_dataset
 from mlprune.evaluation.accuracy import per_class_accuracy, predict_labels, top1
 from mlprune.evaluation.predict import ground_truth, predict
 from mlprune.evaluation.voc_ap import evaluate_voc, write_voc_results
 from mlprune.models.arch import ArchSpec
+from mlprune.runtime import RuntimeConfig, setup
 from mlprune.task_names import CLASSIFICATION, DETECTION
 
 Dataset = torch.utils.data.Dataset
@@ -83,3 +84,13 @@ def task_for(data: DataConfig, spec: ArchSpec | None = None) -> Task:
     if spec is not None:
         data.check_model_task(spec.task, spec.model)
     return TASKS[data.task]
+
+
+def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
+                      batch_size: int) -> tuple[Task, Callable[[nn.Module], float]]:
+    """The task of `spec` and a function scoring a model on the validation split: the score
+    threshold search compares and check_pruned reports, computed the same way by both."""
+    device = setup(runtime)
+    dataset = val_dataset(data, runtime.seed)
+    task = task_for(data, spec)
+    return task, lambda model: task.validation_score(model, dataset, data.classes, device, batch_size)

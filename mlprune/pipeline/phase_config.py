@@ -18,6 +18,9 @@ from mlprune.pruning.phases import check_phase_layers
 from mlprune.pruning.selection import SelectionRule
 from mlprune.train import TrainConfig
 
+PRETRAIN = "pretrain"  # the `start` of the first phase
+TOLERANCE_REFERENCES = {"l1": "L1 model", "start": "start model"}  # value -> the model's name in messages
+
 
 @dataclass(frozen=True)
 class PhaseConfig:
@@ -31,6 +34,10 @@ class PhaseConfig:
     retrain: TrainConfig
     select: SelectionRule = field(default_factory=SelectionRule)
     tolerance: float = 0.01  # allowed drop of validation mAP when thresholding
+    # The model the tolerance is measured from: `l1` (the paper's Algorithm step 1: the L1
+    # model) or `start` (the phase's start model, so the L1 fine-tune's own loss counts too).
+    tolerance_reference: str = "l1"
+    max_pruned_drop: float | None = None  # refuse a pruned model this far below the thresholded one (null: report)
     hist_layers: list[str] = field(default_factory=list)  # layers drawn in the Fig 2 histograms
     freeze_earlier: bool = True  # L1 fine-tune and retrain leave the layers before the phase fixed
 
@@ -39,6 +46,10 @@ class PhaseConfig:
         require(self.l1_method in ("proximal", "penalty"), "l1_method",
                 f"proximal or penalty, got {self.l1_method!r}")
         require(0 <= self.tolerance <= 1, "tolerance", f"must be in [0, 1], got {self.tolerance}")
+        require(self.tolerance_reference in TOLERANCE_REFERENCES, "tolerance_reference",
+                f"l1 or start, got {self.tolerance_reference!r}")
+        require(self.max_pruned_drop is None or self.max_pruned_drop >= 0, "max_pruned_drop",
+                f"must be >= 0 or null, got {self.max_pruned_drop}")
         unknown = sorted(set(self.hist_layers) - set(self.layers))
         require(not unknown, "hist_layers", f"{unknown} are not layers of this phase")
 
@@ -101,3 +112,17 @@ def phase_from_params(params: dict[str, Any], name: str) -> PhaseConfig:
     """Phase `name` of a whole params file (its `phases`, `phase_defaults` and `model.name`)."""
     return parse_phase(section(params, "phases"), section(params, "phase_defaults"), section(params, "model.name"),
                        name)
+
+
+def phase_chain(phases: dict[str, PhaseConfig], last: str, where: str) -> list[str]:
+    """The phases the model of phase `last` went through, first to last, following each
+    phase's `start` back to `pretrain`. `where` names the params field that asked for `last`."""
+    if last not in phases:
+        raise ConfigError(f"{where}: no phase named {last!r} (have {list(phases)})")
+    chain = [last]
+    while phases[chain[-1]].start != PRETRAIN:
+        start = phases[chain[-1]].start
+        if start not in phases or start in chain:
+            raise ConfigError(f"phases.{chain[-1]}.start: {start!r} is neither {PRETRAIN!r} nor an earlier phase")
+        chain.append(start)
+    return chain[::-1]

@@ -7,15 +7,14 @@ from pathlib import Path
 from torch import nn
 from tqdm import tqdm
 
-from mlprune.atomic import write_csv
-from mlprune.checkpoint import save_checkpoint
 from mlprune.data.splits import DataConfig, train_dataset
 from mlprune.errors import ConfigError
 from mlprune.interop.importing import import_model
 from mlprune.models.arch import ArchSpec, ModelConfig
-from mlprune.models.build import build_model, fold_batch_norm
+from mlprune.models.build import build_model
+from mlprune.pipeline.training import train_and_fold
 from mlprune.runtime import RuntimeConfig, setup
-from mlprune.train import TrainConfig, train
+from mlprune.train import TrainConfig
 
 
 def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig, runtime: RuntimeConfig,
@@ -25,13 +24,7 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     dataset = train_dataset(data, runtime.seed, schedule.augment)
     model = initial_model(model_config, model_config.to_spec(len(data.classes)))
     data.check_model_task(model.spec.task, model.spec.model)
-    tqdm.write(f"pretrain: {len(dataset)} images, {sum(p.numel() for p in model.parameters()):,} params, "
-               f"{device}")
-    history = train(model, dataset, schedule, device=device, seed=runtime.seed, work_dir=work_dir,
-                    desc="pretrain")
-    folded = fold_batch_norm(model.cpu().eval())
-    save_checkpoint(out, folded)
-    write_csv(history_csv, history)
+    train_and_fold(model, dataset, schedule, device, runtime.seed, out, history_csv, work_dir, desc="pretrain")
 
 
 INIT_DIR = Path("data/init")  # the pretrain stage's dep: DVC hashes the start weights, not only their name

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlprune.errors import MlpruneError
 
+SCRATCH = "scratch"  # the from-scratch baseline's name in models/, metrics/ and `evaluate.models`
 SCORES = ("map_voc07", "map_area", "top1")  # a detector has the first two, a classifier the last
 COSTS = ("params", "gflops", "size_mb", "cpu_latency_ms")
 

@@ -54,13 +54,14 @@ def sweep_thresholds(model: nn.Module, names: Sequence[str], config: ThresholdCo
     return rows
 
 
-def choose_threshold(rows: Sequence[dict[str, float]], reference: float, tolerance: float) -> dict[str, float]:
-    """The row with the largest t whose score >= reference - tolerance."""
+def choose_threshold(rows: Sequence[dict[str, float]], reference: float, tolerance: float,
+                     reference_name: str = "L1 model") -> dict[str, float]:
+    """The row with the largest t whose score >= reference - tolerance (the score of `reference_name`)."""
     ok = [row for row in rows if row["score"] >= reference - tolerance]
     if not ok:
         best = max(rows, key=lambda row: row["score"])
         raise NoThresholdWithinTolerance(
-            f"threshold.grid: no threshold keeps the score within {tolerance} of the L1 model's "
+            f"threshold.grid: no threshold keeps the score within {tolerance} of the {reference_name}'s "
             f"{reference:.4f}; the best was t={best['t']:.4g} (grid value {best['grid']}) with "
             f"{best['score']:.4f}: add smaller grid values or raise the phase's tolerance")
     return max(ok, key=lambda row: row["t"])
