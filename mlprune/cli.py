@@ -18,12 +18,13 @@ from stages import (
     select_filters,
     surgery,
     threshold_search,
+    validate,
 )
 
 STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery, "retrain": retrain,
-    "kdet": kdet, "report": report, "check-data": check_data, "preset": preset,
+    "kdet": kdet, "report": report, "check-data": check_data, "preset": preset, "validate": validate,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

@@ -21,7 +21,8 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
     p = load_params(params)
     l1_finetune(start, phase_from_params(p, phase), data=parse_section(p, "data", DataConfig),
                 runtime=parse_section(p, "common", RuntimeConfig),
-                out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir)
+                out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir,
+                schedule_key=f"phases.{phase}.l1")
 
 
 if __name__ == "__main__":

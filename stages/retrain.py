@@ -21,7 +21,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
     config = phase_from_params(p, phase)
     retrain(model, config.retrain, config.layers[0] if config.freeze_earlier else None,
             data=parse_section(p, "data", DataConfig), runtime=parse_section(p, "common", RuntimeConfig),
-            out=out, history_csv=history, work_dir=work_dir)
+            out=out, history_csv=history, work_dir=work_dir, schedule_key=f"phases.{phase}.retrain")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.latency_runs >= 1, "latency_runs", f"must be >= 1, got {self.latency_runs}")
+        require(self.latency_threads >= 1, "latency_threads", f"must be >= 1, got {self.latency_threads}")
 
 
 def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, config: EvalConfig,
@@ -38,7 +39,7 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
     latency_speedup_x are measured against it, latency side by side in this process.
     """
     device = setup(runtime)
-    model = load_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint, data.classes)
     task = task_for(data, model.spec)
     scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, load_checkpoint(baseline), config.latency_runs,

@@ -8,6 +8,7 @@ A phase states only what differs from `phase_defaults` (at least its `start` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,9 @@ from mlprune.errors import ConfigError
 from mlprune.pruning.phases import check_phase_layers
 from mlprune.pruning.selection import SelectionRule
 from mlprune.train import TrainConfig
+
+PRETRAIN = "pretrain"  # the stage whose model the first phase starts from
+PHASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,25 @@ def parse_phases(phases: Any, defaults: Any, model: str) -> dict[str, PhaseConfi
         raise ConfigError("phase_defaults: expected a mapping of settings shared by every phase")
     parsed = {}
     for name, value in phases.items():
+        require(isinstance(name, str) and PHASE_NAME.fullmatch(name) is not None, f"phases.{name}",
+                "a phase name must be a letter followed by letters, digits, '_' or '-' (it names folders "
+                "under models/ and metrics/)")
         if not isinstance(value, dict):
             raise ConfigError(f"phases.{name}: expected a mapping, got {type(value).__name__}")
         parsed[name] = _parse_merged(name, defaults, value)
+    check_phase_starts({name: phase.start for name, phase in parsed.items()})
     check_phase_chain(model, {name: phase.layers for name, phase in parsed.items()})
     return parsed
+
+
+def check_phase_starts(starts: dict[str, str]) -> None:
+    """A phase starts from the pretrained model or an earlier phase's: DVC would only say
+    that some models/<start>/model.pt is missing."""
+    earlier = [PRETRAIN]
+    for name, start in starts.items():
+        require(start in earlier, f"phases.{name}.start",
+                f"must be pretrain or an earlier phase ({', '.join(earlier)}), got {start!r}")
+        earlier.append(name)
 
 
 def _parse_merged(name: str, defaults: dict[str, Any], phase: dict[str, Any]) -> PhaseConfig:

@@ -20,7 +20,7 @@ def threshold_search(l1_model: Path, phase: PhaseConfig, config: ThresholdConfig
                      runtime: RuntimeConfig, batch_size: int, sweep_csv: Path, chosen_json: Path) -> None:
     """Sweep the grid on the validation split; keep the largest t within tolerance."""
     device = setup(runtime)
-    model = load_checkpoint(l1_model)
+    model = load_checkpoint(l1_model, data.classes)
     roles = phase_layers(model.spec, phase.layers)
     dataset = val_dataset(data, runtime.seed)
     task = task_for(data, model.spec)
