@@ -64,7 +64,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{where}.{name}: missing")
             continue
-        values[name] = _check_type(data[name], hints[name], f"{where}.{name}")
+        values[name] = check_type(data[name], hints[name], f"{where}.{name}")
     try:
         return cls(**values)
     except ConfigError as err:  # field checks in __post_init__ name the field, not the section
@@ -74,12 +74,13 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
+def check_type(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the type `hint` (numbers finite, dataclasses parsed); `where` names it."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             try:
-                return _check_type(value, option, where)
+                return check_type(value, option, where)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: expected {hint}, got {value!r}")
@@ -91,12 +92,12 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item,) = typing.get_args(hint) or (Any,)
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         key, item = typing.get_args(hint) or (Any, Any)
-        return {_check_type(k, key, f"{where}.{k}"): _check_type(v, item, f"{where}.{k}") for k, v in value.items()}
+        return {check_type(k, key, f"{where}.{k}"): check_type(v, item, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return parse(hint, value, where)
     if hint is float:

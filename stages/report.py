@@ -4,8 +4,8 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
-from mlprune.config import load_params, section
-from mlprune.pipeline.report import kdet_rows, summary_rows
+from mlprune.config import load_params
+from mlprune.pipeline.report import kdet_rows, reported_models, summary_rows
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
 
@@ -13,10 +13,9 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
          summary: Annotated[Path, path_option("mAP-vs-params CSV to write")],
          kdet_table: Annotated[Path, path_option("k-det CSV to write")],
          params: ParamsFile = Path("params.yaml")) -> None:
-    p = load_params(params)
-    names = ["pretrain", *section(p, "phases")]
-    write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
-    write_csv(kdet_table, kdet_rows(metrics_dir, section(p, "kdet.ks")))
+    phases, ks = reported_models(load_params(params))
+    write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in ["pretrain", *phases]}))
+    write_csv(kdet_table, kdet_rows(metrics_dir, ks))
 
 
 if __name__ == "__main__":
