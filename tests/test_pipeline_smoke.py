@@ -31,6 +31,6 @@ def test_second_repro_is_a_noop(tiny_pipeline):
 @pytest.mark.slow
 def test_exp_run_with_new_grid_skips_pretrain(tiny_pipeline):
     # Targeting phase 1's evaluation keeps the test short; the whole graph behaves the same.
-    out = run(dvc("exp", "run", "-S", "threshold.grid=[0.2,0.6]", "evaluate_phase@phase1"), tiny_pipeline)
+    out = run(dvc("exp", "run", "-S", "threshold.grid=[0.2,0.6]", "evaluate@phase1"), tiny_pipeline)
     assert "Running stage 'threshold_search@phase1'" in out and "Running stage 'select@phase1'" in out
     assert "Running stage 'pretrain'" not in out and "Running stage 'l1_finetune@phase1'" not in out
