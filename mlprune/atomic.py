@@ -1,9 +1,15 @@
 """Atomic outputs: write to a temporary sibling, then rename, so a crash never leaves
-a half-written file (or folder) where DVC would cache it."""
+a half-written file (or folder) where DVC would cache it.
+
+The temporary of `dir/name` is the hidden folder `dir/.name.<random>.tmp/`. A kill
+leaves it behind; the next write of the same path removes it, and `.gitignore` and
+`.dvcignore` keep such leftovers out of git and out of the folders DVC hashes.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -11,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+TMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
@@ -22,7 +30,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
     target = tmp / path.name
     try:
         yield target
@@ -31,6 +40,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what killed writes of `path` left (a stage writes each of its paths from one
+    process). The pattern is mkdtemp's exactly, so no other path's temporary matches."""
+    random_part = "[a-z0-9_]" * 8  # tempfile's names: 8 characters of this set
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{random_part}{TMP_SUFFIX}"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import pickle
-import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
 from mlprune.errors import CheckpointError, ConfigError
@@ -22,11 +23,15 @@ from mlprune.models.arch import ArchSpec
 from mlprune.models.build import build_model
 
 FORMAT = "mlprune-checkpoint-v1"
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 def save_checkpoint(path: str | Path, model: nn.Module) -> None:
-    """Atomically write `model.spec` + its weights to `path`."""
-    payload = {"format": FORMAT, "spec": json.dumps(model.spec.to_json()), "state_dict": model.state_dict()}
+    """Atomically write `model.spec` + its weights to `path`; weights that are not finite are
+    refused before anything is written."""
+    state = model.state_dict()
+    check_finite(f"{path}: refusing to save", state)
+    payload = {"format": FORMAT, "spec": json.dumps(model.spec.to_json()), "state_dict": state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -36,31 +41,67 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    with path.open("rb") as f:
+        head = f.read(len(ZIP_MAGIC))
+    if head != ZIP_MAGIC:  # text, random bytes, an empty file: torch.load would raise almost anything
+        what = "an empty file" if not head else "not the zip archive torch.save writes"
+        raise CheckpointError(f"{path}: not an mlprune checkpoint ({what})")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(f"{path}: refused by torch.load(weights_only=True): it holds pickled "
                               "Python objects (a saved module?), not a state_dict + JSON spec; "
                               "re-save it with mlprune's save_checkpoint") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        detail = (str(err).splitlines() or [type(err).__name__])[0]  # an empty file gives a bare EOFError
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({detail})") from None
+    except Exception as err:  # a damaged archive: RuntimeError from the zip reader, or worse
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: not an mlprune checkpoint (truncated or corrupt: {detail})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mlprune checkpoint (missing format {FORMAT!r})")
     return payload
 
 
-def load_checkpoint(path: str | Path) -> nn.Module:
-    """Rebuild the model from the stored spec, then load its weights strictly."""
+def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None) -> nn.Module:
+    """Rebuild the model from the stored spec, then load its weights strictly.
+
+    With `classes` (a stage's data.classes), the model must have been built for exactly
+    those class names, in that order.
+    """
     payload = read_checkpoint(path)
     try:
         spec = ArchSpec.from_json(json.loads(payload.get("spec")))
-    except (TypeError, ValueError, ConfigError) as err:
+    except (TypeError, ValueError, AttributeError, ConfigError) as err:
         raise CheckpointError(f"{path}: bad architecture spec ({err})") from None
+    if classes is not None:
+        check_classes(path, spec, classes)
     model = build_model(spec)
     check_state_dict(path, payload.get("state_dict"), model.state_dict())
+    check_finite(str(path), payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     return model
+
+
+def check_classes(path: str | Path, spec: ArchSpec, classes: Sequence[str]) -> None:
+    """The model predicts `classes`: same names, same order (label i is classes[i]). A model
+    built for other classes would score 0 on those it cannot predict, or fail on a label
+    beyond its outputs. A checkpoint from before the names were stored is checked by count."""
+    if spec.classes is None:
+        if spec.num_classes != len(classes) + spec.family.extra_classes:
+            raise CheckpointError(f"{path}: built for {spec.num_classes - spec.family.extra_classes} classes, "
+                                  f"data.classes lists {len(classes)}: {list(classes)}")
+        tqdm.write(f"warning: {path} predates stored class names; only their number was checked against "
+                   "data.classes (re-run the stage that wrote it to store them)")
+    elif list(spec.classes) != list(classes):
+        raise CheckpointError(f"{path}: built for classes {list(spec.classes)}, data.classes lists {list(classes)}")
+
+
+def check_finite(where: str, state: dict[str, Any]) -> None:
+    """No NaN or infinite value in a floating-point tensor: a diverged model would evaluate to
+    a score of 0 with a clean exit."""
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{where}: {key} holds {bad} non-finite value(s) (NaN or inf): the training "
+                                  "that wrote it diverged")
 
 
 def check_state_dict(path: str | Path, found: Any, expected: dict[str, torch.Tensor]) -> None:

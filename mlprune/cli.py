@@ -23,13 +23,14 @@ from stages import (
     select_filters,
     surgery,
     threshold_search,
+    validate,
 )
 
 STAGES = {
     "data": data, "pretrain": pretrain, "evaluate": evaluate, "export": export, "l1-finetune": l1_finetune,
     "threshold-search": threshold_search, "select": select_filters, "surgery": surgery,
     "check-pruned": check_pruned, "retrain": retrain, "kdet": kdet, "scratch": scratch, "report": report,
-    "check-data": check_data, "preset": preset, "pareto": pareto,
+    "check-data": check_data, "preset": preset, "pareto": pareto, "validate": validate,
 }
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)

@@ -1,12 +1,14 @@
 """Strict, typed views of params.yaml sections.
 
 Every section is a dataclass; unknown keys, missing keys and wrong types fail with a
-ConfigError naming the field (`pretrain.lr: expected a number, got 'fast'`).
+ConfigError naming the field (`pretrain.lr: expected a number, got 'fast'`). No number
+of any section may be NaN or infinite (YAML's `.nan`, `.inf`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -62,7 +64,7 @@ def parse(cls: type[T], data: Any, where: str) -> T:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{where}.{name}: missing")
             continue
-        values[name] = _check_type(data[name], hints[name], f"{where}.{name}")
+        values[name] = check_type(data[name], hints[name], f"{where}.{name}")
     try:
         return cls(**values)
     except ConfigError as err:  # field checks in __post_init__ name the field, not the section
@@ -72,12 +74,13 @@ def parse(cls: type[T], data: Any, where: str) -> T:
         raise ConfigError(f"{where}: {err}") from None
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
+def check_type(value: Any, hint: Any, where: str) -> Any:
+    """`value` checked against the type `hint` (numbers finite, dataclasses parsed); `where` names it."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             try:
-                return _check_type(value, option, where)
+                return check_type(value, option, where)
             except ConfigError:
                 continue
         raise ConfigError(f"{where}: expected {hint}, got {value!r}")
@@ -89,23 +92,35 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         (item,) = typing.get_args(hint) or (Any,)
-        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        _, item = typing.get_args(hint) or (Any, Any)
-        return {k: _check_type(v, item, f"{where}.{k}") for k, v in value.items()}
+        key, item = typing.get_args(hint) or (Any, Any)
+        return {check_type(k, key, f"{where}.{k}"): check_type(v, item, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return parse(hint, value, where)
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _finite(value, where)
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if hint in (int, str, bool):
         if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
             return value
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
+
+
+def _finite(value: int | float, where: str) -> float:
+    """`value` as a float; NaN, an infinity or an int beyond float range is refused: one would
+    train to NaN weights (`lr: .inf`) or compare false with everything."""
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return number
 
 
 def merge_params(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ the same on every preset; switch presets on a branch to compare them.
 
 from __future__ import annotations
 
+import difflib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,13 @@ from mlprune.data.splits import DataConfig, resolve_classes
 from mlprune.errors import ConfigError
 from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import ArchSpec, ModelConfig
+from mlprune.pipeline.kdet import SCHEDULE_KEY as KDET_SCHEDULE_KEY
 from mlprune.pipeline.kdet import KdetConfig
 from mlprune.pipeline.phase_config import parse_phases, phase_chain
+from mlprune.pipeline.pretrain import check_pretrain_schedule
 from mlprune.pipeline.report import SCRATCH, kdet_name
 from mlprune.pipeline.scratch import ScratchConfig
+from mlprune.pipeline.training import check_augment
 from mlprune.pruning.threshold import ThresholdConfig
 from mlprune.runtime import RuntimeConfig
 from mlprune.synthetic.scenes import SyntheticConfig
@@ -32,6 +36,8 @@ from mlprune.train import TrainConfig
 
 CONFIGS = Path("configs")
 BASE_KEY = "base"
+SECTIONS = ("common", "data", "synthetic", "model", "pretrain", "evaluate", "threshold", "phase_defaults", "phases",
+            "kdet", "scratch")
 
 
 def preset_names(configs: Path = CONFIGS) -> list[str]:
@@ -45,24 +51,69 @@ def models_to_evaluate(params: dict[str, Any]) -> list[str]:
 
 
 def check_params(params: dict[str, Any]) -> ArchSpec:
-    """Parse every section the pipeline reads; returns the spec of the model it pretrains."""
+    """Parse every section the pipeline reads and check what no single section can; returns
+    the spec of the model it pretrains. The `validate` stage runs this before any other."""
+    check_sections(params)
     parse_section(params, "common", RuntimeConfig)
     parse_section(params, "synthetic", SyntheticConfig)
-    parse_section(params, "pretrain", TrainConfig)
+    schedule = parse_section(params, "pretrain", TrainConfig)
     parse_section(params, "threshold", ThresholdConfig)
-    parse_section(params, "kdet", KdetConfig)
+    kdet = parse_section(params, "kdet", KdetConfig)
     data = parse_section(params, "data", DataConfig)
     model = parse_section(params, "model", ModelConfig)
     phases = parse_phases(section(params, "phases"), section(params, "phase_defaults"), model.name)
     phase_chain(phases, parse_section(params, "scratch", ScratchConfig).source, "scratch.source")
+    # An image-folder root that is not on this machine yet has its classes read when it is.
+    classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes
+    spec = model.to_spec(classes or ["unknown"])
+    data.check_model_task(spec.task, spec.model)
+    check_pretrain_schedule(schedule, spec.batch_norm, started=model.init is not None)
+    for key, augment in augmentations(params):
+        check_augment(augment, data.task, key)
+    check_kdet(kdet, list(phases), spec)
     expected = models_to_evaluate(params)
+    if len(set(expected)) != len(expected):
+        raise ConfigError(f"phases: a phase may not be called pretrain or kdet_k<k> (models/ would hold two "
+                          f"models of one name): {expected}")
     if parse_section(params, "evaluate", EvalConfig).models != expected:
         raise ConfigError(f"evaluate.models: must list pretrain, every phase, every k-det model and scratch: "
                           f"{expected}")
-    classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes  # an image folder may be elsewhere
-    spec = model.to_spec(max(len(classes), 1))
-    data.check_model_task(spec.task, spec.model)
     return spec
+
+
+def check_sections(params: dict[str, Any]) -> None:
+    """A misspelt section (`pretrian:`) would be ignored, and the defaults would train."""
+    for name in params:
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(str(name), SECTIONS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"{name}: unknown section ({hint}the sections are {', '.join(SECTIONS)})")
+
+
+def augmentations(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(params key of a schedule, its `augment` list) for every schedule that states one,
+    named where it is written (phase_defaults or the phase)."""
+    schedules = {"pretrain": params["pretrain"], KDET_SCHEDULE_KEY: params["kdet"].get("retrain", {})}
+    for name in ("l1", "retrain"):
+        schedules[f"phase_defaults.{name}"] = params["phase_defaults"].get(name, {})
+        schedules.update({f"phases.{phase}.{name}": value.get(name, {}) for phase, value in params["phases"].items()})
+    return [(key, schedule["augment"]) for key, schedule in schedules.items()
+            if isinstance(schedule, dict) and "augment" in schedule]
+
+
+def check_kdet(kdet: KdetConfig, phases: list[str], spec: ArchSpec) -> None:
+    """With k-det models to make, `kdet.source` names a phase (DVC would report a missing
+    models/<source>/model.pt) and every k keeps between 1 and all of the model's detection sources."""
+    if kdet.ks and kdet.source not in phases:
+        raise ConfigError(f"kdet.source: must name a phase ({', '.join(phases)}), got {kdet.source!r}")
+    if len(set(kdet.ks)) != len(kdet.ks):
+        raise ConfigError(f"kdet.ks: lists a k more than once: {kdet.ks}")
+    if kdet.ks and not spec.sources:
+        raise ConfigError(f"kdet.ks: {spec.model} has no detection sources to cut; set kdet.ks: []")
+    too_many = [k for k in kdet.ks if k > len(spec.sources)]
+    if too_many:
+        raise ConfigError(f"kdet.ks: {spec.model} has {len(spec.sources)} detection sources, so k must be in "
+                          f"1..{len(spec.sources)}, got {too_many[0]}")
 
 
 def resolve_preset(name: str, configs: Path = CONFIGS) -> dict[str, Any]:

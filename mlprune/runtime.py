@@ -24,6 +24,7 @@ class RuntimeConfig:
     threads: int = 2  # CPU threads; 0 leaves torch's default
 
     def __post_init__(self) -> None:
+        require(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32) (numpy's range), got {self.seed}")
         require(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
 

@@ -23,10 +23,15 @@ from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
 from mlprune.config import require
+from mlprune.errors import MlpruneError
 from mlprune.runtime import autocast
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
 AfterStep = Callable[[nn.Module, float], None]  # called with the step's learning rate after each update
+
+
+class TrainingDiverged(MlpruneError):
+    """The loss became NaN or infinite (too high a learning rate, or bad data)."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +46,25 @@ class TrainConfig:
     warmup_iters: int = 50
     schedule: str = "cosine"  # cosine | step
     lr_steps: list[float] = field(default_factory=lambda: [2 / 3, 5 / 6])  # step: fractions of training, x0.1
-    grad_clip: float = 10.0
-    augment: list[str] = field(default_factory=lambda: ["flip"])
+    grad_clip: float = 10.0  # max gradient norm; > 0 (a large value such as 1e9 leaves gradients unclipped)
+    augment: list[str] = field(default_factory=lambda: ["flip"])  # names checked against the task's by the stages
     epoch_images: int = 0  # images drawn (without replacement) per epoch; 0 = the whole set
 
     def __post_init__(self) -> None:
         require(self.epochs >= 0, "epochs", f"must be >= 0, got {self.epochs}")
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(self.optimizer in ("adamw", "sgd"), "optimizer", f"adamw or sgd, got {self.optimizer!r}")
+        require(self.warmup_iters >= 0, "warmup_iters", f"must be >= 0, got {self.warmup_iters}")
         require(self.schedule in ("cosine", "step"), "schedule", f"cosine or step, got {self.schedule!r}")
-        require(self.epoch_images >= 0, "epoch_images", f"must be >= 0, got {self.epoch_images}")
+        require(all(0 < s < 1 for s in self.lr_steps) and self.lr_steps == sorted(set(self.lr_steps)), "lr_steps",
+                f"fractions of training in (0, 1), strictly increasing, got {self.lr_steps}")
+        # 0 would zero every gradient and a negative norm reverse them (torch scales by max_norm / norm)
+        require(self.grad_clip > 0, "grad_clip", f"must be > 0, got {self.grad_clip}")
+        require(self.epoch_images == 0 or self.epoch_images >= self.batch_size, "epoch_images",
+                f"must be 0 (the whole set) or at least batch_size ({self.batch_size}), got {self.epoch_images}: "
+                "an epoch of fewer images than one batch takes no step")
 
 
 def epoch_steps(config: TrainConfig, n_images: int) -> int:
@@ -130,6 +143,7 @@ def _train_epoch(model, dataset, steps, config, optimizer, scheduler, device, pe
         if penalty is not None:
             parts["l1_penalty"] = penalty(model)
         loss = sum(parts.values())
+        stop_if_not_finite(loss, desc, i)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -145,6 +159,17 @@ def _train_epoch(model, dataset, steps, config, optimizer, scheduler, device, pe
     n = max(1, len(batches))
     return {**{k: round(v / n, 5) for k, v in sums.items()}, "lr": scheduler.get_last_lr()[0],
             "seconds": round(seconds, 2), "images_per_s": round(len(batches) * config.batch_size / seconds, 2)}
+
+
+def stop_if_not_finite(loss: torch.Tensor, desc: str, step: int) -> None:
+    """Stop at the first NaN or infinite loss: every later step would train on it, ending in
+    NaN weights and a clean exit. Nothing of this epoch is saved, so the resume state of the
+    last finished epoch stays as it was. `desc` is the progress bar's "<what> <epoch>/<epochs>"."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        what, _, epoch = desc.rpartition(" ")
+        raise TrainingDiverged(f"{what}: epoch {epoch}, step {step}: the loss is {value}; training stopped "
+                               "before saving anything of this epoch (a lower lr may help)")
 
 
 def _to_device(samples: Sequence[tuple], device: torch.device):

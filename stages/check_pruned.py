@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import data_from_params
 from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.check_pruned import check_pruned
 from mlprune.pipeline.phase_config import phase_from_params
@@ -20,7 +20,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     check_pruned(model, l1_model, threshold, phase, phase_from_params(p, phase).max_pruned_drop,
-                 data=parse_section(p, "data", DataConfig), runtime=parse_section(p, "common", RuntimeConfig),
+                 data=data_from_params(p), runtime=parse_section(p, "common", RuntimeConfig),
                  batch_size=parse_section(p, "evaluate", EvalConfig).batch_size, metrics_out=metrics)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.evaluate import evaluate_checkpoint
 from mlprune.runtime import RuntimeConfig
@@ -17,7 +17,7 @@ def main(checkpoint: Annotated[Path, path_option("model to evaluate")],
          results: Annotated[Path, path_option("folder for the raw test results")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    evaluate_checkpoint(checkpoint, baseline, data=resolved(parse_section(p, "data", DataConfig)),
+    evaluate_checkpoint(checkpoint, baseline, data=data_from_params(p),
                         config=parse_section(p, "evaluate", EvalConfig),
                         runtime=parse_section(p, "common", RuntimeConfig),
                         metrics_out=metrics, results_dir=results)

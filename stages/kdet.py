@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.pipeline.kdet import KdetConfig, kdet
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
@@ -19,7 +19,7 @@ def main(k: Annotated[int, typer.Option(help="detection sources to keep")],
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    kdet(model, k, parse_section(p, "kdet", KdetConfig).retrain, data=resolved(parse_section(p, "data", DataConfig)),
+    kdet(model, k, parse_section(p, "kdet", KdetConfig).retrain, data=data_from_params(p),
          runtime=parse_section(p, "common", RuntimeConfig), out=out, history_csv=history, work_dir=work_dir)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.pipeline.l1_finetune import l1_finetune
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.runtime import RuntimeConfig
@@ -19,9 +19,10 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    l1_finetune(start, phase_from_params(p, phase), data=resolved(parse_section(p, "data", DataConfig)),
+    l1_finetune(start, phase_from_params(p, phase), data=data_from_params(p),
                 runtime=parse_section(p, "common", RuntimeConfig),
-                out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir)
+                out=out, history_csv=history, hist_dir=histograms, work_dir=work_dir,
+                schedule_key=f"phases.{phase}.l1")
 
 
 if __name__ == "__main__":

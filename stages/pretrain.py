@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.models.arch import ModelConfig
 from mlprune.pipeline.pretrain import pretrain
 from mlprune.runtime import RuntimeConfig
@@ -17,7 +17,7 @@ def main(out: Annotated[Path, path_option("checkpoint to write")],
          work_dir: Annotated[Path, path_option("resume state, kept only while training")],
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
-    pretrain(data=resolved(parse_section(p, "data", DataConfig)),
+    pretrain(data=data_from_params(p),
              model_config=parse_section(p, "model", ModelConfig),
              schedule=parse_section(p, "pretrain", TrainConfig),
              runtime=parse_section(p, "common", RuntimeConfig),

@@ -4,8 +4,8 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.atomic import write_csv
-from mlprune.config import load_params, section
-from mlprune.pipeline.report import SCRATCH, kdet_rows, summary_rows
+from mlprune.config import load_params
+from mlprune.pipeline.report import SCRATCH, kdet_rows, reported_models, summary_rows
 from mlprune.pipeline.report_figures import write_report
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -15,8 +15,7 @@ def main(metrics_dir: Annotated[Path, path_option("folder of every stage's metri
          kdet_table: Annotated[Path, path_option("k-det CSV to write")],
          report_dir: Annotated[Path, path_option("offline report folder to write (README.md + PNGs)")],
          params: ParamsFile = Path("params.yaml")) -> None:
-    p = load_params(params)
-    phases, ks = list(section(p, "phases")), section(p, "kdet.ks")
+    phases, ks = reported_models(load_params(params))
     names = ["pretrain", *phases, SCRATCH]
     write_csv(summary, summary_rows({name: metrics_dir / name / "eval.json" for name in names}))
     write_csv(kdet_table, kdet_rows(metrics_dir, ks))

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.pipeline.retrain import retrain
 from mlprune.runtime import RuntimeConfig
@@ -20,8 +20,8 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
     p = load_params(params)
     config = phase_from_params(p, phase)
     retrain(model, config.retrain, config.layers[0] if config.freeze_earlier else None,
-            data=resolved(parse_section(p, "data", DataConfig)), runtime=parse_section(p, "common", RuntimeConfig),
-            out=out, history_csv=history, work_dir=work_dir)
+            data=data_from_params(p), runtime=parse_section(p, "common", RuntimeConfig),
+            out=out, history_csv=history, work_dir=work_dir, schedule_key=f"phases.{phase}.retrain")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section, section
-from mlprune.data.splits import DataConfig
+from mlprune.data.splits import data_from_params
 from mlprune.models.arch import ModelConfig
 from mlprune.pipeline.phase_config import parse_phases
 from mlprune.pipeline.scratch import ScratchConfig, pruned_model_schedules, scratch
@@ -26,7 +26,7 @@ def main(final: Annotated[Path, path_option("final pruned checkpoint (models/<sc
     phases = parse_phases(section(p, "phases"), section(p, "phase_defaults"), model.name)
     source = parse_section(p, "scratch", ScratchConfig).source
     scratch(final, model.batch_norm, recipe, pruned_model_schedules(recipe, phases, source),
-            data=parse_section(p, "data", DataConfig), runtime=parse_section(p, "common", RuntimeConfig),
+            data=data_from_params(p), runtime=parse_section(p, "common", RuntimeConfig),
             out=out, history_csv=history, budget_json=budget, work_dir=work_dir)
 
 

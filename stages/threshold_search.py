@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from mlprune.config import load_params, parse_section
-from mlprune.data.splits import DataConfig, resolved
+from mlprune.data.splits import data_from_params
 from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.pipeline.threshold_search import threshold_search
@@ -22,7 +22,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
     p = load_params(params)
     threshold_search(model, start, phase_from_params(p, phase),
                      config=parse_section(p, "threshold", ThresholdConfig),
-                     data=resolved(parse_section(p, "data", DataConfig)),
+                     data=data_from_params(p),
                      runtime=parse_section(p, "common", RuntimeConfig),
                      batch_size=parse_section(p, "evaluate", EvalConfig).batch_size,
                      sweep_csv=sweep, chosen_json=chosen)

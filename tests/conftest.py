@@ -1,8 +1,11 @@
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from pipeline_helpers import commit, dvc, make_repo, run
+import yaml
+from pipeline_helpers import commit, dvc, make_repo, run, tiny_params
+from stage_workspace import Workspace
 
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
@@ -33,10 +36,22 @@ def tiny_voc(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def ws(tmp_path, tiny_voc) -> Workspace:
+    """The smoke params over a private copy of tiny_voc, with empty input and output folders."""
+    voc = shutil.copytree(tiny_voc, tmp_path / "voc")
+    params = tiny_params()
+    params["data"]["root"] = str(voc)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for folder in ("inputs", "out"):
+        (tmp_path / folder).mkdir()
+    return Workspace(tmp_path / "params.yaml", voc, tmp_path / "inputs", tmp_path / "out")
+
+
+@pytest.fixture
 def tiny_detector() -> torch.nn.Module:
     """A randomly initialised SSD300 at 1/16 width for the classes of tiny_voc."""
     torch.manual_seed(0)
-    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625))
+    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, classes=CLASSES))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import yaml
 from mlprune.presets import resolve_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mlprune", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mlprune", ".dvcignore", ".gitignore"]
 
 
 def tiny_params() -> dict:

@@ -3,114 +3,26 @@
 Every case checks three things: stderr ends with the exact one-line error, the exit code
 is 2 (a user error), and the output folder, which holds the results of an earlier run,
 is left byte for byte as it was: nothing created, nothing changed. An expected message
-ending in `(...)` leaves the text inside its final parentheses to the library that
-reported the problem (torch's wording is not ours to pin).
+ending in `...)` leaves the rest of its final parentheses to the library that reported
+the problem (torch's wording is not ours to pin).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from phase_tables import paper_phases
-from pipeline_helpers import tiny_params
-from typer.testing import CliRunner
 
 from mlprune.checkpoint import save_checkpoint
-from mlprune.cli import app
 from mlprune.models.family import FAMILIES
 from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.selection import SelectionRule, select_filters, selection_to_json
 from mlprune.pruning.sparsity import conv_weights
-
-EARLIER_RESULT = b"the result of an earlier run\n"
-
-# Arguments of each stage: {inp}/... are inputs, {out}/... the outputs it may write.
-STAGES = {
-    "pretrain": "--out {out}/model.pt --history {out}/train.csv --work-dir {out}/work",
-    "l1-finetune": "--phase phase1 --start {inp}/start.pt --out {out}/l1.pt --history {out}/l1.csv "
-                   "--histograms {out}/hist --work-dir {out}/work",
-    "threshold-search": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --sweep {out}/sweep.csv "
-                        "--chosen {out}/threshold.json",
-    "select": "--phase phase1 --model {inp}/l1.pt --start {inp}/start.pt --threshold {inp}/threshold.json "
-              "--out {out}/selection.json --nonzero {out}/nonzero.csv",
-    "surgery": "--model {inp}/l1.pt --selection {inp}/selection.json --out {out}/pruned.pt",
-    "check-pruned": "--phase phase1 --model {inp}/pruned.pt --l1-model {inp}/l1.pt --threshold {inp}/threshold.json "
-                    "--metrics {out}/pruned.json",
-    "scratch": "--final {inp}/model.pt --out {out}/model.pt --history {out}/train.csv --budget {out}/budget.json "
-               "--work-dir {out}/work",
-    "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json "
-                "--results {out}/results",
-}
-TAKES_PARAMS = set(STAGES) - {"surgery"}
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A params file over a private copy of the tiny dataset, an input folder and an
-    output folder that holds every output file of an earlier run."""
-
-    params: Path
-    voc: Path
-    inputs: Path
-    out: Path
-
-    def set_param(self, dotted_key: str, value) -> None:
-        params = yaml.safe_load(self.params.read_text())
-        *parents, key = dotted_key.split(".")
-        node = params
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[key] = value
-        self.params.write_text(yaml.safe_dump(params))
-
-    def assert_refused(self, stage: str, message: str) -> None:
-        for name in stage_outputs(stage):
-            if Path(name).suffix:
-                (self.out / name).write_bytes(EARLIER_RESULT)
-        before = snapshot(self.out)
-        result = CliRunner().invoke(app, self.cli_args(stage))
-        assert result.exit_code == 2, result.output
-        assert_error_line(result.stderr.splitlines()[-1], f"error: {message}")
-        assert snapshot(self.out) == before
-
-    def cli_args(self, stage: str) -> list[str]:
-        args = [token.format(inp=self.inputs, out=self.out) for token in STAGES[stage].split()]
-        return [stage, *args, *(["--params", str(self.params)] if stage in TAKES_PARAMS else [])]
-
-
-def assert_error_line(line: str, expected: str) -> None:
-    if expected.endswith("(...)"):
-        assert line.startswith(expected.removesuffix("...)")) and line.endswith(")"), line
-    else:
-        assert line == expected
-
-
-def stage_outputs(stage: str) -> list[str]:
-    return [token.removeprefix("{out}/") for token in STAGES[stage].split() if token.startswith("{out}/")]
-
-
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every file's bytes (None for a folder) under `folder`, temporaries included."""
-    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
-
-
-@pytest.fixture
-def ws(tmp_path, tiny_voc) -> Workspace:
-    voc = shutil.copytree(tiny_voc, tmp_path / "voc")
-    params = tiny_params()
-    params["data"]["root"] = str(voc)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    for folder in ("inputs", "out"):
-        (tmp_path / folder).mkdir()
-    return Workspace(tmp_path / "params.yaml", voc, tmp_path / "inputs", tmp_path / "out")
-
 
 # --- annotations (read by pretrain) ----------------------------------------------------
 
@@ -247,7 +159,7 @@ def test_bad_annotations(ws, damage):
     ("scratch", "scratch.source", "phase9",
      "scratch.source: no phase named 'phase9' (have ['phase1', 'phase2', 'phase3', 'phase4'])"),
     ("scratch", "phases.phase2.start", "phase3",
-     "phases.phase2.start: 'phase3' is neither 'pretrain' nor an earlier phase"),
+     "phases.phase2.start: must be pretrain or an earlier phase (pretrain, phase1), got 'phase3'"),
 ])
 def test_bad_params(ws, stage, key, value, message):
     ws.set_param(key, value)
@@ -278,12 +190,12 @@ def test_cuda_requested_without_cuda(ws, monkeypatch):
 def truncated_checkpoint(path: Path, model) -> str:
     save_checkpoint(path, model)
     path.write_bytes(path.read_bytes()[:2000])
-    return f"{path}: truncated or corrupt checkpoint (...)"
+    return f"{path}: not an mlprune checkpoint (truncated or corrupt: ...)"
 
 
 def empty_checkpoint(path: Path, model) -> str:
     path.write_bytes(b"")
-    return f"{path}: truncated or corrupt checkpoint (EOFError)"
+    return f"{path}: not an mlprune checkpoint (an empty file)"
 
 
 def spec_not_matching_weights(path: Path, model) -> str:

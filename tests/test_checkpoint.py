@@ -62,3 +62,30 @@ def test_failed_save_leaves_no_file(tmp_path, model, monkeypatch):
     with pytest.raises(OSError):
         save_checkpoint(path, model)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_class_names_are_stored_and_checked(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model(build_spec("ssd300", 3, width=0.0625, classes=["cat", "dog"])))
+    assert load_checkpoint(path, ["cat", "dog"]).spec.classes == ("cat", "dog")
+    with pytest.raises(CheckpointError, match=r"built for classes \['cat', 'dog'\], data.classes lists \['dog', 'ca"):
+        load_checkpoint(path, ["dog", "cat"])
+
+
+def test_a_checkpoint_without_class_names_is_checked_by_count_with_a_warning(tmp_path, model, capsys):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)  # 4 outputs: 3 classes + background, no names
+    assert load_checkpoint(path, ["a", "b", "c"]).spec.classes is None
+    assert capsys.readouterr().out == (f"warning: {path} predates stored class names; only their number was checked "
+                                       "against data.classes (re-run the stage that wrote it to store them)\n")
+    with pytest.raises(CheckpointError, match=r"built for 3 classes, data.classes lists 2: \['a', 'b'\]"):
+        load_checkpoint(path, ["a", "b"])
+
+
+def test_non_finite_weights_are_never_saved(tmp_path, model):
+    with torch.no_grad():
+        model.backbone.convs["conv2_1"].bias[3] = float("inf")
+    with pytest.raises(CheckpointError, match=r"m.pt: refusing to save: backbone.convs.conv2_1.bias holds 1 "
+                                              r"non-finite value\(s\)"):
+        save_checkpoint(tmp_path / "m.pt", model)
+    assert list(tmp_path.iterdir()) == []

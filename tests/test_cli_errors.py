@@ -65,8 +65,9 @@ def test_bad_threshold_grid(tmp_path, grid, message):
 
 
 def test_missing_checkpoint_is_named(tmp_path):
-    result = invoke(["surgery", "--model", str(tmp_path / "nope.pt"), "--selection", str(tmp_path / "s.json"),
-                     "--out", str(tmp_path / "out.pt")])
+    result = invoke(["surgery", "--phase", "phase1", "--model", str(tmp_path / "nope.pt"), "--selection",
+                     str(tmp_path / "s.json"), "--out", str(tmp_path / "out.pt"), "--params",
+                     str(ROOT / "params.yaml")])
     assert result.exit_code == 2 and "nope.pt: checkpoint not found" in result.output
 
 

@@ -108,8 +108,10 @@ def test_layer_left_with_a_single_filter_survives_surgery_and_runs(tmp_path, tin
     width = tiny_detector.spec.widths["conv3_3"]
     layer = {"removed": list(range(1, width)), "kept": [0]}
     (tmp_path / "selection.json").write_text(json.dumps({"layers": {"conv3_3": layer}}))
-    invoke_ok(["surgery", "--model", str(tmp_path / "l1.pt"), "--selection", str(tmp_path / "selection.json"),
-               "--out", str(tmp_path / "pruned.pt")])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    invoke_ok(["surgery", "--phase", "phase1", "--model", str(tmp_path / "l1.pt"), "--selection",
+               str(tmp_path / "selection.json"), "--out", str(tmp_path / "pruned.pt"), "--params",
+               str(tmp_path / "params.yaml")])
     pruned = load_checkpoint(tmp_path / "pruned.pt")
     assert pruned.spec.widths["conv3_3"] == 1
     (detections,) = pruned.eval()([torch.rand(3, 96, 96)])

@@ -117,4 +117,4 @@ def test_the_closure_follows_submodules_and_lazy_imports(tmp_path: Path) -> None
     closure = import_closure(ROOT / "stages/surgery.py")
     assert ROOT / "mlprune/pruning/surgery.py" in closure
     assert ROOT / "mlprune/models/family.py" in closure  # through checkpoint -> models.arch
-    assert ROOT / "mlprune/train.py" not in closure
+    assert ROOT / "mlprune/data/splits.py" not in closure  # surgery reads no dataset

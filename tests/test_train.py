@@ -1,5 +1,7 @@
 """The trainer: deterministic on CPU, and a resumed run ends where an uninterrupted one does."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from conftest import CLASSES
@@ -7,9 +9,10 @@ from conftest import CLASSES
 from mlprune.data.dataset import DetectionDataset
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
+from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
-from mlprune.train import TrainConfig, lr_factor, train
+from mlprune.train import TrainConfig, TrainingDiverged, lr_factor, train
 
 CONFIG = TrainConfig(epochs=2, batch_size=4, warmup_iters=1, lr=1e-3)
 
@@ -72,3 +75,27 @@ def test_warmup_then_cosine():
     assert lr_factor(100, 100, config) == pytest.approx(0.0)
     step = TrainConfig(epochs=1, warmup_iters=0, schedule="step", lr_steps=[0.5])
     assert lr_factor(60, 100, step) == pytest.approx(0.1)
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_epochs_resume_state(dataset, tmp_path):
+    calls = {"n": 0}
+
+    def nan_in_second_epoch(model):
+        calls["n"] += 1
+        return torch.tensor(float("nan") if calls["n"] == 4 else 0.0)  # 2 steps per epoch: epoch 2, step 2
+
+    with pytest.raises(TrainingDiverged, match=r"^train: epoch 2/2, step 2: the loss is nan; training stopped"):
+        run(dataset, tmp_path / "work", penalty=nan_in_second_epoch)
+    state = torch.load(tmp_path / "work" / "resume.pt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"grad_clip": 0.0}, "grad_clip: must be > 0, got 0.0"),
+    ({"epoch_images": 3}, r"epoch_images: must be 0 \(the whole set\) or at least batch_size \(4\), got 3"),
+    ({"lr_steps": [0.5, 0.5]}, r"lr_steps: fractions of training in \(0, 1\), strictly increasing"),
+    ({"lr_steps": [0.5, 1.0]}, r"lr_steps: fractions of training in \(0, 1\), strictly increasing"),
+])
+def test_schedules_that_cannot_mean_anything(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{**asdict(CONFIG), **changes})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mlprune.config import require
+from mlprune.config import parse_section, require
 from mlprune.data.cifar import BATCHES as CIFAR10_SPLITS
 from mlprune.data.cifar import read_cifar10
 from mlprune.data.classification import ClassificationDataset
@@ -157,3 +157,8 @@ def test_dataset(config: DataConfig) -> torch.utils.data.Dataset:
 
 def _train_val_indices(n: int, config: DataConfig, seed: int) -> tuple[list[int], list[int]]:
     return split_validation(range(n), config.val_fraction, seed)
+
+
+def data_from_params(params: dict) -> DataConfig:
+    """The `data` section of a params file, its classes resolved: what every stage that reads data uses."""
+    return resolved(parse_section(params, "data", DataConfig))

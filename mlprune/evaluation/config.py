@@ -19,3 +19,4 @@ class EvalConfig:
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.latency_runs >= 1, "latency_runs", f"must be >= 1, got {self.latency_runs}")
+        require(self.latency_threads >= 1, "latency_threads", f"must be >= 1, got {self.latency_threads}")

@@ -7,6 +7,7 @@ JSON next to the state_dict, so a pruned model rebuilds from its spec alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from mlprune.errors import ConfigError
@@ -28,6 +29,8 @@ class ArchSpec:
     widths: out_channels per backbone conv, by paper name.
     num_sources: k of "k-det": the model keeps the first k detection sources and only
     the convs they need.
+    classes: the dataset's class names, in label order (a detector's background not
+    included); None in checkpoints written before the names were stored.
     """
 
     model: str
@@ -36,9 +39,13 @@ class ArchSpec:
     batch_norm: bool = False
     num_sources: int | None = None
     image_size: int | None = None
+    classes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         fam = family(self.model)
+        if self.classes is not None:
+            self._check_classes(fam)
+            object.__setattr__(self, "classes", tuple(self.classes))  # JSON gives a list
         k = self.num_sources if self.num_sources is not None else len(fam.sources)
         if fam.sources and not 1 <= k <= len(fam.sources):
             raise ConfigError(f"num_sources: must be in 1..{len(fam.sources)}, got {k}")
@@ -56,6 +63,15 @@ class ArchSpec:
         bad = {n: w for n, w in self.widths.items() if not (isinstance(w, int) and w >= 1)}
         if bad:
             raise ConfigError(f"widths: every layer needs >= 1 channel, got {bad}")
+
+    def _check_classes(self, fam: ModelFamily) -> None:
+        names = self.classes
+        if (not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names)
+                or len(set(names)) != len(names)):
+            raise ConfigError(f"classes: expected a list of distinct class names, got {names!r}")
+        if len(names) + fam.extra_classes != self.num_classes:
+            raise ConfigError(f"classes: {len(names)} names for {self.num_classes} outputs "
+                              f"({fam.extra_classes} of them background)")
 
     @property
     def family(self) -> ModelFamily:
@@ -114,7 +130,8 @@ class ArchSpec:
 
 
 def build_spec(model: str, num_classes: int, width: float = 1.0, batch_norm: bool = False,
-               num_sources: int | None = None, widths: dict[str, int] | None = None) -> ArchSpec:
+               num_sources: int | None = None, widths: dict[str, int] | None = None,
+               classes: Sequence[str] | None = None) -> ArchSpec:
     """Spec from a width multiplier, or from explicit per-layer widths (which win)."""
     full = scaled_widths(model, width)
     if widths:
@@ -127,7 +144,7 @@ def build_spec(model: str, num_classes: int, width: float = 1.0, batch_norm: boo
     names = list(full)
     kept = names[: names.index(sources[k - 1]) + 1] if sources else names
     return ArchSpec(model=model, num_classes=num_classes, widths={n: full[n] for n in kept},
-                    batch_norm=batch_norm, num_sources=k)
+                    batch_norm=batch_norm, num_sources=k, classes=None if classes is None else tuple(classes))
 
 
 @dataclass(frozen=True)
@@ -145,7 +162,11 @@ class ModelConfig:
         family(self.name)
         if not self.width > 0:
             raise ConfigError(f"model.width: must be > 0, got {self.width}")
+        bad = {name: w for name, w in self.widths.items() if w < 1}
+        if bad:
+            raise ConfigError(f"model.widths: every layer needs >= 1 channel, got {bad}")
 
-    def to_spec(self, dataset_classes: int) -> ArchSpec:
-        outputs = dataset_classes + family(self.name).extra_classes
-        return build_spec(self.name, outputs, self.width, self.batch_norm, widths=self.widths)
+    def to_spec(self, classes: Sequence[str]) -> ArchSpec:
+        """The spec of a model for the dataset classes `classes` (data.classes, in order)."""
+        outputs = len(classes) + family(self.name).extra_classes
+        return build_spec(self.name, outputs, self.width, self.batch_norm, widths=self.widths, classes=classes)

@@ -30,8 +30,8 @@ def check_pruned(pruned: Path, l1_model: Path, chosen_json: Path, phase: str, ma
     `max_drop`, refuse (writing nothing) when it scores more than that below the thresholded model.
 
     `l1_model` is surgery's input: its widths and parameter count are the "before"."""
-    model = load_checkpoint(pruned)
-    before = load_checkpoint(l1_model)
+    model = load_checkpoint(pruned, data.classes)
+    before = load_checkpoint(l1_model, data.classes)
     task, score = validation_scorer(model.spec, data, runtime, batch_size)
     thresholded = thresholded_score(chosen_json)
     pruned_score = score(model)

@@ -24,7 +24,7 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
     latency_speedup_x are measured against it, latency side by side in this process.
     """
     device = setup(runtime)
-    model = load_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint, data.classes)
     task = task_for(data, model.spec)
     scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, load_checkpoint(baseline), config.latency_runs,

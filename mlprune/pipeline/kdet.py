@@ -13,6 +13,8 @@ from mlprune.pruning.surgery import keep_sources
 from mlprune.runtime import RuntimeConfig
 from mlprune.train import TrainConfig
 
+SCHEDULE_KEY = "kdet.retrain"
+
 
 @dataclass(frozen=True)
 class KdetConfig:
@@ -29,4 +31,5 @@ class KdetConfig:
 def kdet(final: Path, k: int, schedule: TrainConfig, data: DataConfig, runtime: RuntimeConfig, out: Path,
          history_csv: Path, work_dir: Path) -> None:
     """Cut the final pruned model to its first k detection sources, then retrain it."""
-    retrain_model(keep_sources(load_checkpoint(final), k), schedule, data, runtime, out, history_csv, work_dir)
+    retrain_model(keep_sources(load_checkpoint(final, data.classes), k), schedule, data, runtime, out, history_csv,
+                  work_dir, SCHEDULE_KEY)

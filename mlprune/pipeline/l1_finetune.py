@@ -6,9 +6,10 @@ from pathlib import Path
 
 from mlprune.atomic import atomic_path, write_csv
 from mlprune.checkpoint import load_checkpoint, save_checkpoint
-from mlprune.data.splits import DataConfig, train_dataset
+from mlprune.data.splits import DataConfig
 from mlprune.models.build import freeze_before
 from mlprune.pipeline.phase_config import PhaseConfig
+from mlprune.pipeline.training import training_set
 from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.sparsity import conv_weights, l1_penalty, l1_proximal, weight_histogram
 from mlprune.runtime import RuntimeConfig, setup
@@ -16,13 +17,16 @@ from mlprune.train import train
 
 
 def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: RuntimeConfig,
-                out: Path, history_csv: Path, hist_dir: Path, work_dir: Path) -> None:
-    """Fine-tune with task loss + lambda * sum |w| over the phase's penalised convs."""
+                out: Path, history_csv: Path, hist_dir: Path, work_dir: Path, schedule_key: str) -> None:
+    """Fine-tune with task loss + lambda * sum |w| over the phase's penalised convs.
+
+    `schedule_key` names `phase.l1` in params.yaml (phases.<phase>.l1) for error messages.
+    """
     device = setup(runtime)
-    model = load_checkpoint(start)
+    model = load_checkpoint(start, data.classes)
     roles = phase_layers(model.spec, phase.layers)
     before = {name: w.detach().clone() for name, w in conv_weights(model, phase.hist_layers).items()}
-    dataset = train_dataset(data, runtime.seed, phase.l1.augment)
+    dataset = training_set(data, phase.l1, runtime.seed, schedule_key)
     if phase.freeze_earlier:
         freeze_before(model, phase.layers[0])
     if phase.l1_method == "proximal":

@@ -8,6 +8,7 @@ A phase states only what differs from `phase_defaults` (at least its `start` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,8 @@ from mlprune.pruning.phases import check_phase_layers
 from mlprune.pruning.selection import SelectionRule
 from mlprune.train import TrainConfig
 
-PRETRAIN = "pretrain"  # the `start` of the first phase
+PRETRAIN = "pretrain"  # the stage whose model the first phase starts from
+PHASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 TOLERANCE_REFERENCES = {"l1": "L1 model", "start": "start model"}  # value -> the model's name in messages
 
 
@@ -62,11 +64,25 @@ def parse_phases(phases: Any, defaults: Any, model: str) -> dict[str, PhaseConfi
         raise ConfigError("phase_defaults: expected a mapping of settings shared by every phase")
     parsed = {}
     for name, value in phases.items():
+        require(isinstance(name, str) and PHASE_NAME.fullmatch(name) is not None, f"phases.{name}",
+                "a phase name must be a letter followed by letters, digits, '_' or '-' (it names folders "
+                "under models/ and metrics/)")
         if not isinstance(value, dict):
             raise ConfigError(f"phases.{name}: expected a mapping, got {type(value).__name__}")
         parsed[name] = _parse_merged(name, defaults, value)
+    check_phase_starts({name: phase.start for name, phase in parsed.items()})
     check_phase_chain(model, {name: phase.layers for name, phase in parsed.items()})
     return parsed
+
+
+def check_phase_starts(starts: dict[str, str]) -> None:
+    """A phase starts from the pretrained model or an earlier phase's: DVC would only say
+    that some models/<start>/model.pt is missing."""
+    earlier = [PRETRAIN]
+    for name, start in starts.items():
+        require(start in earlier, f"phases.{name}.start",
+                f"must be pretrain or an earlier phase ({', '.join(earlier)}), got {start!r}")
+        earlier.append(name)
 
 
 def _parse_merged(name: str, defaults: dict[str, Any], phase: dict[str, Any]) -> PhaseConfig:
@@ -116,13 +132,11 @@ def phase_from_params(params: dict[str, Any], name: str) -> PhaseConfig:
 
 def phase_chain(phases: dict[str, PhaseConfig], last: str, where: str) -> list[str]:
     """The phases the model of phase `last` went through, first to last, following each
-    phase's `start` back to `pretrain`. `where` names the params field that asked for `last`."""
+    phase's `start` back to `pretrain` (parse_phases checked that each starts from an earlier
+    one). `where` names the params field that asked for `last`."""
     if last not in phases:
         raise ConfigError(f"{where}: no phase named {last!r} (have {list(phases)})")
     chain = [last]
     while phases[chain[-1]].start != PRETRAIN:
-        start = phases[chain[-1]].start
-        if start not in phases or start in chain:
-            raise ConfigError(f"phases.{chain[-1]}.start: {start!r} is neither {PRETRAIN!r} nor an earlier phase")
-        chain.append(start)
+        chain.append(phases[chain[-1]].start)
     return chain[::-1]

@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from mlprune.atomic import write_json
 from mlprune.checkpoint import load_checkpoint
-from mlprune.data.splits import DataConfig, train_dataset
+from mlprune.data.splits import DataConfig
 from mlprune.errors import MlpruneError
 from mlprune.models.build import build_model
 from mlprune.pipeline.phase_config import PhaseConfig, phase_chain
-from mlprune.pipeline.training import train_and_fold
+from mlprune.pipeline.training import train_and_fold, training_set
 from mlprune.runtime import RuntimeConfig, setup
 from mlprune.train import TrainConfig, images_seen
 
@@ -66,9 +66,9 @@ def scratch(final: Path, batch_norm: bool, recipe: TrainConfig, pruned_schedules
             work_dir: Path) -> None:
     """Train the architecture of checkpoint `final` from a fresh initialisation with `recipe`
     for the images `pruned_schedules` drew; write it BN-folded, its history and its budget."""
-    spec = load_checkpoint(final).spec.replace(batch_norm=batch_norm)
+    spec = load_checkpoint(final, data.classes).spec.replace(batch_norm=batch_norm)
     device = setup(runtime)
-    dataset = train_dataset(data, runtime.seed, recipe.augment)
+    dataset = training_set(data, recipe, runtime.seed, "pretrain")  # the recipe is pretrain's
     budget = training_budget(pruned_schedules, len(dataset))
     schedule = scratch_schedule(recipe, budget, len(dataset))
     tqdm.write(f"scratch: the pruned model saw {budget:,} training images; {schedule.epochs} epochs of "

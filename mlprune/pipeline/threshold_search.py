@@ -22,10 +22,10 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
                      chosen_json: Path) -> None:
     """Sweep the grid on the validation split; keep the largest t within tolerance of the
     reference model (`phase.tolerance_reference`: the L1 model or the phase's start model)."""
-    model = load_checkpoint(l1_model)
+    model = load_checkpoint(l1_model, data.classes)
     roles = phase_layers(model.spec, phase.layers)
     task, score = validation_scorer(model.spec, data, runtime, batch_size)
-    scores = {"l1": score(model), "start": score(load_checkpoint(start_model))}
+    scores = {"l1": score(model), "start": score(load_checkpoint(start_model, data.classes))}
     reference = scores[phase.tolerance_reference]
     tqdm.write(f"threshold search: validation {task.score_name}: start model {scores['start']:.4f}, "
                f"L1 model {scores['l1']:.4f}; tolerance {phase.tolerance} below the "
