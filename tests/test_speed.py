@@ -1,0 +1,125 @@
+"""The training speed-ups change no number: a few steps give bit-identical weights.
+
+The reference is the code path before them: torchvision's own SSD transform (which
+resizes a 300x300 image to 300x300) and default-box generator, the optimizer's
+per-tensor loop, and new memory filled with NaN under deterministic mode.
+"""
+
+import pytest
+import torch
+from conftest import CLASSES
+
+from mlprune import train as train_module
+from mlprune.data.dataset import DetectionDataset
+from mlprune.data.synthetic import generate_voc_dataset
+from mlprune.data.transforms import AUGMENTATIONS, build_eval_transform, build_train_transform
+from mlprune.data.voc import read_split
+from mlprune.evaluation.predict import predict
+from mlprune.models.arch import build_spec
+from mlprune.models.build import build_model
+from mlprune.models.ssd import use_torchvision_parts
+from mlprune.runtime import autocast, deterministic_mode, resolve_precision
+from mlprune.train import TrainConfig, train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def voc300(tmp_path_factory):
+    """6 trainval + 2 test images at the model's input size, 300x300."""
+    root = tmp_path_factory.mktemp("voc300") / "voc"
+    generate_voc_dataset(root, CLASSES, n_trainval=6, n_test=2, image_size=300, seed=5)
+    return root
+
+
+@pytest.fixture
+def nan_fill_restored():
+    yield
+    deterministic_mode()
+
+
+def fresh_model(batch_norm=True):
+    torch.manual_seed(0)
+    return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, batch_norm=batch_norm))
+
+
+def previous_optimizer(model, config):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def three_steps(dataset, config, tmp_path, precision="auto", batch_norm=True):
+    model = fresh_model(batch_norm)
+    train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path, precision=precision)
+    return model, torch.get_rng_state()
+
+
+def three_steps_previous_path(dataset, config, tmp_path, monkeypatch):
+    deterministic_mode(fill_new_memory=True)
+    monkeypatch.setattr(train_module, "build_optimizer", previous_optimizer)
+    model = use_torchvision_parts(fresh_model())
+    train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path)
+    monkeypatch.undo()
+    deterministic_mode()
+    return model, torch.get_rng_state()
+
+
+def assert_same_weights(a, b):
+    state = b.state_dict()
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+# flip keeps every image at 300x300 (the resize is skipped); the full SSD set changes sizes (it runs)
+@pytest.mark.parametrize("augment", [["flip"], list(AUGMENTATIONS)])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_three_steps_bit_identical_to_previous_path(voc300, tmp_path, monkeypatch, nan_fill_restored, augment,
+                                                    optimizer):
+    dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(augment))
+    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1, optimizer=optimizer)
+    fast, fast_rng = three_steps(dataset, config, tmp_path / "fast")
+    reference, reference_rng = three_steps_previous_path(dataset, config, tmp_path / "ref", monkeypatch)
+    assert_same_weights(fast, reference)
+    assert torch.equal(fast_rng, reference_rng)  # the skipped resize still drew its number
+
+
+def test_predictions_identical_to_torchvision_parts(voc300):
+    dataset = DetectionDataset(read_split(voc300, "test", CLASSES), build_eval_transform())
+    model = fresh_model(batch_norm=False)
+    fast = predict(model, dataset, CPU)
+    reference = predict(use_torchvision_parts(model), dataset, CPU)
+    for image_id, detections in fast.items():
+        assert len(detections.boxes) > 0
+        assert torch.equal(detections.boxes, reference[image_id].boxes)
+        assert torch.equal(detections.scores, reference[image_id].scores)
+
+
+def test_default_boxes_built_once_per_geometry():
+    model = fresh_model(batch_norm=False).eval()
+    with torch.no_grad():
+        model([torch.rand(3, 300, 300)] * 2)
+        model([torch.rand(3, 200, 300)])  # resized to 300x300: same geometry
+    assert len(model.anchor_generator._boxes) == 1
+
+
+def test_bf16_training_repeatable_and_keeps_fp32_weights(voc300, tmp_path):
+    dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(["flip"]))
+    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1)
+    a, _ = three_steps(dataset, config, tmp_path / "a", precision="bf16")
+    b, _ = three_steps(dataset, config, tmp_path / "b", precision="bf16")
+    fp32, _ = three_steps(dataset, config, tmp_path / "fp32", precision="fp32")
+    assert_same_weights(a, b)
+    assert all(p.dtype == torch.float32 for p in a.parameters())
+    conv = "backbone.convs.conv1_1.weight"
+    assert not torch.equal(a.state_dict()[conv], fp32.state_dict()[conv])  # autocast did run in bf16
+
+
+def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda():
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    with autocast(CPU):
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
+    with autocast(CPU, "bf16"):
+        assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
