@@ -24,6 +24,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     threads: int = 2  # CPU threads; 0 leaves torch's default
     precision: str = "auto"  # training math: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation is fp32
+    channels_last: bool = False  # NHWC convs while training: faster on CPU, rounds differently
 
     def __post_init__(self) -> None:
         require(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")

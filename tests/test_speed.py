@@ -5,12 +5,16 @@ resizes a 300x300 image to 300x300) and default-box generator, the optimizer's
 per-tensor loop, and new memory filled with NaN under deterministic mode.
 """
 
+import functools
+
 import pytest
 import torch
 from conftest import CLASSES
 
 from mlprune import train as train_module
+from mlprune.data.classification import ClassificationDataset
 from mlprune.data.dataset import DetectionDataset
+from mlprune.data.labeled import LabeledImages
 from mlprune.data.synthetic import generate_voc_dataset
 from mlprune.data.transforms import AUGMENTATIONS, build_eval_transform, build_train_transform
 from mlprune.data.voc import read_split
@@ -19,7 +23,7 @@ from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.models.ssd import use_torchvision_parts
 from mlprune.runtime import autocast, deterministic_mode, resolve_precision
-from mlprune.train import TrainConfig, train
+from mlprune.train import TrainConfig, build_optimizer, train
 
 CPU = torch.device("cpu")
 
@@ -43,22 +47,16 @@ def fresh_model(batch_norm=True):
     return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, batch_norm=batch_norm))
 
 
-def previous_optimizer(model, config):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def three_steps(dataset, config, tmp_path, precision="auto", batch_norm=True):
-    model = fresh_model(batch_norm)
-    train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path, precision=precision)
+def three_steps(dataset, config, tmp_path, precision="auto", channels_last=False):
+    model = fresh_model()
+    train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path, precision=precision,
+          channels_last=channels_last)
     return model, torch.get_rng_state()
 
 
 def three_steps_previous_path(dataset, config, tmp_path, monkeypatch):
     deterministic_mode(fill_new_memory=True)
-    monkeypatch.setattr(train_module, "build_optimizer", previous_optimizer)
+    monkeypatch.setattr(train_module, "build_optimizer", functools.partial(build_optimizer, foreach=None))
     model = use_torchvision_parts(fresh_model())
     train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path)
     monkeypatch.undo()
@@ -114,6 +112,35 @@ def test_bf16_training_repeatable_and_keeps_fp32_weights(voc300, tmp_path):
     assert all(p.dtype == torch.float32 for p in a.parameters())
     conv = "backbone.convs.conv1_1.weight"
     assert not torch.equal(a.state_dict()[conv], fp32.state_dict()[conv])  # autocast did run in bf16
+
+
+def test_channels_last_detector_repeatable_and_back_in_usual_layout(voc300, tmp_path):
+    dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(["flip"]))
+    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1)
+    a, _ = three_steps(dataset, config, tmp_path / "a", channels_last=True)
+    b, _ = three_steps(dataset, config, tmp_path / "b", channels_last=True)
+    assert_same_weights(a, b)
+    assert all(p.is_contiguous() for p in a.parameters())
+
+
+def test_channels_last_changes_only_rounding(tmp_path):
+    """On the classifier: SSD's hard-negative mining turns rounding differences into other
+    near-tied negatives (detector gradients then differ by ~2 %), which would hide a real error."""
+    generator = torch.Generator().manual_seed(0)
+    data = LabeledImages(torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8, generator=generator),
+                         torch.arange(12) % 5, ["a", "b", "c", "d", "e"])
+    config = TrainConfig(epochs=1, batch_size=4, warmup_iters=1, optimizer="sgd")
+    models = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = build_model(build_spec("vgg16", 5, width=0.0625, batch_norm=True))
+        train(model, ClassificationDataset(data, augment=["flip"]), config, device=CPU, seed=0,
+              work_dir=tmp_path / str(channels_last), channels_last=channels_last)
+        models.append(model.state_dict())
+    default, nhwc = models
+    assert not all(torch.equal(v, nhwc[k]) for k, v in default.items())
+    for key, value in default.items():
+        torch.testing.assert_close(nhwc[key], value, rtol=1e-4, atol=1e-6, msg=key)
 
 
 def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda():
