@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,36 +21,11 @@ from torch import nn
 from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
-from mlprune.config import require
 from mlprune.runtime import autocast
+from mlprune.schedule import TrainConfig, lr_factor
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
 AfterStep = Callable[[nn.Module, float], None]  # called with the step's learning rate after each update
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """A training schedule: AdamW or SGD, linear warmup, then cosine or step decay."""
-
-    epochs: int
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, the paper's SSD recipe)
-    warmup_iters: int = 50
-    schedule: str = "cosine"  # cosine | step
-    lr_steps: list[float] = field(default_factory=lambda: [2 / 3, 5 / 6])  # step: fractions of training, x0.1
-    grad_clip: float = 10.0
-    augment: list[str] = field(default_factory=lambda: ["flip"])
-    epoch_images: int = 0  # images drawn (without replacement) per epoch; 0 = the whole set
-
-    def __post_init__(self) -> None:
-        require(self.epochs >= 0, "epochs", f"must be >= 0, got {self.epochs}")
-        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        require(self.optimizer in ("adamw", "sgd"), "optimizer", f"adamw or sgd, got {self.optimizer!r}")
-        require(self.schedule in ("cosine", "step"), "schedule", f"cosine or step, got {self.schedule!r}")
-        require(self.epoch_images >= 0, "epoch_images", f"must be >= 0, got {self.epoch_images}")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, foreach: bool | None = True) -> torch.optim.Optimizer:
@@ -63,17 +37,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig, foreach: bool | None 
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
                                foreach=foreach)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=foreach)
-
-
-def lr_factor(step: int, total: int, config: TrainConfig) -> float:
-    """Multiplier of the base learning rate at iteration `step` of `total`."""
-    if step < config.warmup_iters:
-        return (step + 1) / config.warmup_iters
-    progress = step / max(1, total)
-    if config.schedule == "step":
-        return 0.1 ** sum(progress >= s for s in config.lr_steps)
-    rest = (step - config.warmup_iters) / max(1, total - config.warmup_iters)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, rest)))
 
 
 def fingerprint(model: nn.Module, config: TrainConfig, seed: int, n_images: int) -> str:
