@@ -69,7 +69,7 @@ def deterministic_mode(fill_new_memory: bool = False) -> None:
 
     The fill only makes reads of uninitialised memory visible; no kernel we run reads
     any (training gives bit-identical weights either way, tests/test_speed.py), and the
-    fill costs ~7-15 % of a CPU training step.
+    fill takes ~7 % of a CPU training step's time.
     """
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = fill_new_memory

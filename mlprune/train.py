@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
-from mlprune.runtime import autocast
+from mlprune.runtime import autocast, resolve_precision
 from mlprune.schedule import TrainConfig, lr_factor
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
@@ -39,9 +39,13 @@ def build_optimizer(model: nn.Module, config: TrainConfig, foreach: bool | None 
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=foreach)
 
 
-def fingerprint(model: nn.Module, config: TrainConfig, seed: int, n_images: int) -> str:
-    """Identifies a training run, so a resume never continues someone else's run."""
-    digest = hashlib.sha256(json.dumps([asdict(config), seed, n_images]).encode())
+def fingerprint(model: nn.Module, config: TrainConfig, seed: int, n_images: int,
+                numerics: tuple[str, bool] = ("fp32", False)) -> str:
+    """Identifies a training run, so a resume never continues someone else's run.
+
+    `numerics`: the resolved precision and channels-last flag, which change the weights."""
+    extra = [] if numerics == ("fp32", False) else [list(numerics)]  # earlier runs' resume states stay valid
+    digest = hashlib.sha256(json.dumps([asdict(config), seed, n_images, *extra]).encode())
     for tensor in model.state_dict().values():
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
@@ -61,7 +65,7 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     """
     work_dir = Path(work_dir)
     resume_file = work_dir / "resume.pt"
-    run_id = fingerprint(model, config, seed, len(dataset))
+    run_id = fingerprint(model, config, seed, len(dataset), (resolve_precision(precision, device), channels_last))
     model.to(device).train()
     if channels_last:
         model.to(memory_format=torch.channels_last)

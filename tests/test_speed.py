@@ -23,7 +23,7 @@ from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.models.ssd import use_torchvision_parts
 from mlprune.runtime import autocast, deterministic_mode, resolve_precision
-from mlprune.train import TrainConfig, build_optimizer, train
+from mlprune.train import TrainConfig, build_optimizer, fingerprint, train
 
 CPU = torch.device("cpu")
 
@@ -141,6 +141,14 @@ def test_channels_last_changes_only_rounding(tmp_path):
     assert not all(torch.equal(v, nhwc[k]) for k, v in default.items())
     for key, value in default.items():
         torch.testing.assert_close(nhwc[key], value, rtol=1e-4, atol=1e-6, msg=key)
+
+
+def test_resume_state_of_another_precision_is_not_continued(tiny_detector):
+    config = TrainConfig(epochs=1)
+    default = fingerprint(tiny_detector, config, 0, 8)
+    assert fingerprint(tiny_detector, config, 0, 8, ("fp32", False)) == default
+    assert fingerprint(tiny_detector, config, 0, 8, ("bf16", False)) != default
+    assert fingerprint(tiny_detector, config, 0, 8, ("fp32", True)) != default
 
 
 def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda():
