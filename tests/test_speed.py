@@ -2,7 +2,7 @@
 
 The reference is the code path before them: torchvision's own SSD transform (which
 resizes a 300x300 image to 300x300) and default-box generator, the optimizer's
-per-tensor loop, and new memory filled with NaN under deterministic mode.
+per-tensor loop, out-of-place ReLUs, and new memory filled with NaN under deterministic mode.
 """
 
 import functools
@@ -47,16 +47,17 @@ def fresh_model(batch_norm=True):
     return build_model(build_spec("ssd300", len(CLASSES) + 1, width=0.0625, batch_norm=batch_norm))
 
 
-def three_steps(dataset, config, tmp_path, precision="auto", channels_last=False):
+def run_steps(dataset, config, tmp_path, precision="auto", channels_last=False):
     model = fresh_model()
     train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path, precision=precision,
           channels_last=channels_last)
     return model, torch.get_rng_state()
 
 
-def three_steps_previous_path(dataset, config, tmp_path, monkeypatch):
+def run_steps_previous_path(dataset, config, tmp_path, monkeypatch):
     deterministic_mode(fill_new_memory=True)
     monkeypatch.setattr(train_module, "build_optimizer", functools.partial(build_optimizer, foreach=None))
+    monkeypatch.setattr(torch.nn.functional, "relu", lambda x, inplace=False: torch.relu(x))
     model = use_torchvision_parts(fresh_model())
     train(model, dataset, config, device=CPU, seed=1, work_dir=tmp_path)
     monkeypatch.undo()
@@ -71,14 +72,13 @@ def assert_same_weights(a, b):
 
 
 # flip keeps every image at 300x300 (the resize is skipped); the full SSD set changes sizes (it runs)
-@pytest.mark.parametrize("augment", [["flip"], list(AUGMENTATIONS)])
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+@pytest.mark.parametrize(("augment", "optimizer"), [(["flip"], "adamw"), (list(AUGMENTATIONS), "sgd")])
 def test_three_steps_bit_identical_to_previous_path(voc300, tmp_path, monkeypatch, nan_fill_restored, augment,
                                                     optimizer):
     dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(augment))
     config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1, optimizer=optimizer)
-    fast, fast_rng = three_steps(dataset, config, tmp_path / "fast")
-    reference, reference_rng = three_steps_previous_path(dataset, config, tmp_path / "ref", monkeypatch)
+    fast, fast_rng = run_steps(dataset, config, tmp_path / "fast")
+    reference, reference_rng = run_steps_previous_path(dataset, config, tmp_path / "ref", monkeypatch)
     assert_same_weights(fast, reference)
     assert torch.equal(fast_rng, reference_rng)  # the skipped resize still drew its number
 
@@ -104,10 +104,10 @@ def test_default_boxes_built_once_per_geometry():
 
 def test_bf16_training_repeatable_and_keeps_fp32_weights(voc300, tmp_path):
     dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(["flip"]))
-    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1)
-    a, _ = three_steps(dataset, config, tmp_path / "a", precision="bf16")
-    b, _ = three_steps(dataset, config, tmp_path / "b", precision="bf16")
-    fp32, _ = three_steps(dataset, config, tmp_path / "fp32", precision="fp32")
+    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1, epoch_images=4)
+    a, _ = run_steps(dataset, config, tmp_path / "a", precision="bf16")
+    b, _ = run_steps(dataset, config, tmp_path / "b", precision="bf16")
+    fp32, _ = run_steps(dataset, config, tmp_path / "fp32", precision="fp32")
     assert_same_weights(a, b)
     assert all(p.dtype == torch.float32 for p in a.parameters())
     conv = "backbone.convs.conv1_1.weight"
@@ -116,9 +116,9 @@ def test_bf16_training_repeatable_and_keeps_fp32_weights(voc300, tmp_path):
 
 def test_channels_last_detector_repeatable_and_back_in_usual_layout(voc300, tmp_path):
     dataset = DetectionDataset(read_split(voc300, "trainval", CLASSES), build_train_transform(["flip"]))
-    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1)
-    a, _ = three_steps(dataset, config, tmp_path / "a", channels_last=True)
-    b, _ = three_steps(dataset, config, tmp_path / "b", channels_last=True)
+    config = TrainConfig(epochs=1, batch_size=2, warmup_iters=1, epoch_images=4)
+    a, _ = run_steps(dataset, config, tmp_path / "a", channels_last=True)
+    b, _ = run_steps(dataset, config, tmp_path / "b", channels_last=True)
     assert_same_weights(a, b)
     assert all(p.is_contiguous() for p in a.parameters())
 
