@@ -1,26 +1,32 @@
 """Images/s of the training step and of evaluation, for variants timed side by side in one process.
 
-    python benchmarks/train_speed.py                                    # default detector: before vs now, fp32/bf16
-    python benchmarks/train_speed.py --width 1.0 --batch-size 2 --rounds 2 --steps 1 \\
-        --no-batch-norm --variants torchvision,ours                     # ours vs torchvision's SSD300
+    python benchmarks/train_speed.py                      # default detector: before vs now, fp32/bf16, NCHW/NHWC
+    python benchmarks/train_speed.py --width 1.0 --no-batch-norm --batch-size 2 --rounds 3 \\
+        --variants torchvision,ours,ours-bf16             # ours vs torchvision's SSD300
 
 Variants:
   ours         the trainer's step (mlprune.train.StepRunner) on build_model's SSD
   ours-old     the same model and step on the path before the speed-ups: torchvision's own
-               transform and default boxes, the optimizer's per-tensor loop, NaN-filled new memory
+               transform and default boxes, the optimizer's per-tensor loop, out-of-place ReLUs,
+               NaN-filled new memory (tests/test_speed.py: the same weights as `ours`)
   torchvision  torchvision's ssd300_vgg16(weights=None, weights_backbone=None) (width 1.0 only)
 Suffixes: `-fp32` or `-bf16` set a variant's precision (bf16 autocast; else `--precision` does),
 `-cl` trains it channels-last (common.channels_last), e.g. `ours-cl-bf16`.
 
 Each round times every variant once, in order (A B C A B C ...), after a warm-up of each, so a
 load change on a shared machine hits all of them alike. Printed: each variant's median images/s
-over the rounds and its ratio to the first variant. The data is generated (the synthetic shapes)
-at the model's input size; a training step includes indexing the dataset (augmentation).
-Evaluation is `model.eval()` forward passes (transform, backbone, heads, NMS) under no_grad.
+over the rounds and its ratio to the first variant, per second of wall time and per second of
+the process's CPU time (all threads; steadier on a loaded machine, but it counts OpenMP's
+busy-waiting). The data is generated (the synthetic shapes) at the model's input size; a
+training step includes indexing the dataset (augmentation). Evaluation is `model.eval()`
+forward passes (transform, backbone, heads, NMS) under no_grad, in the variant's precision
+(the pipeline evaluates in fp32). libgomp reads OMP_WAIT_POLICY at start-up, so compare
+policies in separate runs; the header prints it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import typer
 from torch import nn
 
@@ -52,7 +59,7 @@ class Variant:
     name: str
     model: nn.Module
     step: StepRunner
-    fill_new_memory: bool  # deterministic mode's NaN fill of new tensors (on before the speed-ups)
+    old: bool  # the code path before the speed-ups
     precision: str
     cursor: int = 0  # next batch index: every variant sees the same batches in the same order
 
@@ -67,7 +74,6 @@ class Settings:
     model: str
     width: float
     batch_norm: bool
-    batch_size: int
     device: torch.device
 
 
@@ -100,7 +106,7 @@ def build_variant(name: str, default_precision: str, settings: Settings) -> Vari
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, TrainConfig(epochs=1), foreach=None if old else True)
     step = StepRunner(model, optimizer, grad_clip=10.0, device=settings.device, precision=precision)
-    return Variant(name, model, step, fill_new_memory=old, precision=precision)
+    return Variant(name, model, step, old=old, precision=precision)
 
 
 def torchvision_ssd(settings: Settings) -> nn.Module:
@@ -132,27 +138,42 @@ class Clock:
         return Rate(images / (time.perf_counter() - self.wall), images / (time.process_time() - self.cpu))
 
 
+@contextlib.contextmanager
+def code_path(old: bool):
+    """The process-wide settings of the previous code path: NaN fill of new memory, ReLUs
+    that allocate their output (the VGG trunk calls F.relu(x, inplace=True))."""
+    relu = F.relu
+    deterministic_mode(fill_new_memory=old)
+    if old:
+        F.relu = lambda x, inplace=False: torch.relu(x)
+    try:
+        yield
+    finally:
+        F.relu = relu
+        deterministic_mode()
+
+
 def time_train(variant: Variant, dataset: DetectionDataset, batch_size: int, steps: int) -> Rate:
     """Over `steps` training steps."""
-    deterministic_mode(fill_new_memory=variant.fill_new_memory)
     variant.model.train()
-    clock = Clock(variant.step.device)
-    for _ in range(steps):
-        variant.step(variant.next_batch(dataset, batch_size))
-    return clock.rate(steps * batch_size)
+    with code_path(variant.old):
+        clock = Clock(variant.step.device)
+        for _ in range(steps):
+            variant.step(variant.next_batch(dataset, batch_size))
+        return clock.rate(steps * batch_size)
 
 
 @torch.no_grad()
 def time_eval(variant: Variant, images: list[torch.Tensor], steps: int) -> Rate:
     """Over `steps` forward passes of one batch in eval mode."""
-    deterministic_mode(fill_new_memory=variant.fill_new_memory)
     variant.model.eval()
     device = variant.step.device
-    clock = Clock(device)
-    for _ in range(steps):
-        with autocast(device, variant.precision):
-            variant.model([image.to(device) for image in images])
-    return clock.rate(steps * len(images))
+    with code_path(variant.old):
+        clock = Clock(device)
+        for _ in range(steps):
+            with autocast(device, variant.precision):
+                variant.model([image.to(device) for image in images])
+        return clock.rate(steps * len(images))
 
 
 def interleaved(variants: list[Variant], measure: Callable[[Variant], Rate], rounds: int) -> dict[str, list[Rate]]:
@@ -190,15 +211,16 @@ def main(model: str = typer.Option("ssd300", help="ssd300 | ssd512"),
          precision: str = typer.Option("auto", help=f"one of {PRECISIONS}, for variants without a suffix"),
          device: str = typer.Option("cpu", help="auto | cpu | cuda"),
          threads: int = typer.Option(2, min=1, help="CPU threads"),
-         variants: str = typer.Option("ours-old,ours,ours-bf16", help="comma-separated, the first is the baseline"),
-         rounds: int = typer.Option(5, min=1, help="timed rounds per variant"),
-         steps: int = typer.Option(3, min=1, help="steps per round"),
+         variants: str = typer.Option("ours-old,ours,ours-cl,ours-bf16,ours-cl-bf16",
+                                      help="comma-separated, the first is the baseline"),
+         rounds: int = typer.Option(8, min=1, help="timed rounds per variant"),
+         steps: int = typer.Option(1, min=1, help="steps per round (few: finer interleaving)"),
          augment: str = typer.Option("flip", help="comma-separated training augmentations"),
          evaluate: bool = typer.Option(True, help="also time evaluation")) -> None:
     if precision not in PRECISIONS:
         raise typer.BadParameter(f"--precision must be one of {PRECISIONS}, got {precision!r}")
     torch.set_num_threads(threads)
-    settings = Settings(model, width, batch_norm, batch_size, resolve_device(device))
+    settings = Settings(model, width, batch_norm, resolve_device(device))
     spec = build_spec(model, len(CLASSES) + 1, width=width)
     with tempfile.TemporaryDirectory() as tmp:
         annotations = synthetic_dataset(Path(tmp), spec.image_size, n_images=max(32, 2 * batch_size))
@@ -212,7 +234,6 @@ def main(model: str = typer.Option("ssd300", help="ssd300 | ssd512"),
     print_table("training step", interleaved(built, lambda v: time_train(v, train_set, batch_size, steps), rounds))
     if evaluate:
         print_table("evaluation", interleaved(built, lambda v: time_eval(v, eval_images, steps), rounds))
-    deterministic_mode()
 
 
 if __name__ == "__main__":
