@@ -18,10 +18,10 @@ from typing import Literal, get_args
 import torch
 
 from mlprune.data.cifar import read_cifar10
-from mlprune.data.dataset import load_image
 from mlprune.data.gtsdb import GTSDB_CATEGORIES, read_gtsdb
 from mlprune.data.gtsrb import read_gtsrb
 from mlprune.data.image_folder import class_folders, looks_like_image_folder, read_image_folder, split_names
+from mlprune.data.images import load_image
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.problems import Problems
 from mlprune.data.voc import Annotation, SkippedBox, parse_annotation, read_split

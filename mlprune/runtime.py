@@ -13,6 +13,7 @@ from mlprune.config import require
 from mlprune.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,15 @@ class RuntimeConfig:
     """The `common` section of params.yaml."""
 
     seed: int = 0
-    device: str = "auto"  # auto: CUDA when present (bf16 autocast there), else CPU
+    device: str = "auto"  # auto: CUDA when present, else CPU
     threads: int = 2  # CPU threads; 0 leaves torch's default
+    precision: str = "auto"  # training math: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation is fp32
+    channels_last: bool = False  # NHWC convs while training: faster on CPU, rounds differently
 
     def __post_init__(self) -> None:
         require(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32) (numpy's range), got {self.seed}")
         require(self.device in DEVICES, "device", f"must be one of {DEVICES}, got {self.device!r}")
+        require(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
         require(self.threads >= 0, "threads", f"must be >= 0, got {self.threads}")
 
 
@@ -38,10 +42,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; full fp32 on CPU (bf16 is slow there and changes results)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`fp32` or `bf16`; `auto` keeps CPU runs in fp32, whose results earlier runs recorded."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """bf16 autocast (weights, gradients and optimizer state stay fp32), or plain fp32."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -50,8 +61,19 @@ def setup(config: RuntimeConfig) -> torch.device:
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_mode()
     return resolve_device(config.device)
+
+
+def deterministic_mode(fill_new_memory: bool = False) -> None:
+    """Deterministic kernels, without filling every new tensor with NaN.
+
+    The fill only makes reads of uninitialised memory visible; no kernel we run reads
+    any (training gives bit-identical weights either way, tests/test_speed.py), and the
+    fill takes ~7 % of a CPU training step's time.
+    """
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = fill_new_memory
 
 
 def seed_everything(seed: int) -> None:

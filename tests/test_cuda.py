@@ -14,6 +14,7 @@ from mlprune.data.splits import DataConfig
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
 from mlprune.evaluation.config import EvalConfig
+from mlprune.evaluation.predict import predict
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.pipeline.evaluate import evaluate_checkpoint
@@ -64,3 +65,22 @@ def test_classifier_trains_on_cuda(tmp_path):
                     TrainConfig(epochs=1, batch_size=8, warmup_iters=0), device=torch.device("cuda"), seed=0,
                     work_dir=tmp_path / "work")
     assert torch.isfinite(torch.tensor(history[-1]["loss"]))
+
+
+def test_precision_param_selects_bf16_or_fp32_on_cuda(tiny_voc, tmp_path):
+    dataset = DetectionDataset(read_split(tiny_voc, "trainval", CLASSES), build_train_transform(["flip"]))
+    config = TrainConfig(epochs=1, batch_size=4, warmup_iters=0)
+    weights = {}
+    for precision in ("fp32", "bf16"):
+        model = tiny_model()
+        train(model, dataset, config, device=torch.device("cuda"), seed=0, work_dir=tmp_path / precision,
+              precision=precision)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        weights[precision] = model.state_dict()["backbone.convs.conv1_1.weight"]
+    assert not torch.equal(weights["fp32"], weights["bf16"])
+
+
+def test_evaluation_runs_in_fp32_on_cuda(tiny_voc):
+    dataset = DetectionDataset(read_split(tiny_voc, "test", CLASSES))
+    detections = predict(tiny_model(), dataset, torch.device("cuda"))
+    assert all(d.scores.dtype == torch.float32 and d.boxes.dtype == torch.float32 for d in detections.values())

@@ -21,7 +21,7 @@ from mlprune.pipeline.phase_config import parse_phases
 from mlprune.pipeline.scratch import pruned_model_schedules, scratch_schedule, training_budget
 from mlprune.presets import resolve_preset
 from mlprune.pruning.surgery import prune_filters
-from mlprune.train import TrainConfig, images_seen
+from mlprune.schedule import TrainConfig, images_seen
 
 
 def schedules_of(params: dict, source: str = "phase4") -> list[TrainConfig]:

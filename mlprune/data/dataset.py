@@ -10,26 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from mlprune.data.images import open_image
+from mlprune.data.images import load_images
 from mlprune.data.transforms import Target, Transform, build_eval_transform
 from mlprune.data.voc import Annotation
-from mlprune.errors import DataError
-
-
-def load_image(annotation: Annotation) -> torch.Tensor:
-    """Decode one image as uint8 RGB CHW; its size must match the annotation."""
-    path = annotation.image_path
-    with open_image(path) as image:
-        pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    height, width = pixels.shape[:2]
-    if (width, height) != (annotation.width, annotation.height):
-        raise DataError(f"{path}: image is {width}x{height} but its annotation says "
-                        f"{annotation.width}x{annotation.height}")
-    return torch.from_numpy(pixels.transpose(2, 0, 1).copy())
 
 
 class DetectionDataset(torch.utils.data.Dataset):
@@ -46,7 +31,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.annotations = list(annotations)
         self.skipped_boxes = skipped_boxes
         self.transform = transform or build_eval_transform()
-        self.images = [load_image(a) for a in tqdm(self.annotations, desc=desc, leave=False, mininterval=1.0)]
+        self.images = load_images(self.annotations, desc)
 
     def __len__(self) -> int:
         return len(self.annotations)

@@ -50,7 +50,7 @@ class VGGTrunk(nn.Module):
             x = self.convs[d.name](x)
             if d.name in self.norms:
                 x = self.norms[d.name](x)
-            x = F.relu(x)
+            x = F.relu(x, inplace=True)
             yield d, x
             if d.pool_after is not None:
                 kernel, stride, padding, ceil = d.pool_after

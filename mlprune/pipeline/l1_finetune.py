@@ -34,7 +34,8 @@ def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: Runt
     else:
         regulariser = {"penalty": l1_penalty(roles.penalised, phase.l1_strength)}
     history = train(model, dataset, phase.l1, device=device, seed=runtime.seed, work_dir=work_dir,
-                    desc="l1 fine-tune", **regulariser)
+                    desc="l1 fine-tune", precision=runtime.precision, channels_last=runtime.channels_last,
+                    **regulariser)
     model.cpu()
     save_checkpoint(out, model)
     write_csv(history_csv, history)

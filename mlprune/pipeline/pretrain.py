@@ -30,7 +30,7 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     device = setup(runtime)
     dataset = training_set(data, schedule, runtime.seed, SCHEDULE_KEY)
     model = initial_model(model_config, spec)
-    train_and_fold(model, dataset, schedule, device, runtime.seed, out, history_csv, work_dir, desc="pretrain")
+    train_and_fold(model, dataset, schedule, device, runtime, out, history_csv, work_dir, desc="pretrain")
 
 
 def check_pretrain_schedule(schedule: TrainConfig, batch_norm: bool, started: bool) -> None:

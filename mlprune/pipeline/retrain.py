@@ -31,6 +31,6 @@ def retrain_model(model: nn.Module, schedule: TrainConfig, data: DataConfig, run
     device = setup(runtime)
     dataset = training_set(data, schedule, runtime.seed, schedule_key)
     history = train(model, dataset, schedule, device=device, seed=runtime.seed, work_dir=work_dir,
-                    desc="retrain")
+                    desc="retrain", precision=runtime.precision, channels_last=runtime.channels_last)
     save_checkpoint(out, model.cpu())
     write_csv(history_csv, history)

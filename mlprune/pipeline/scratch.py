@@ -27,7 +27,7 @@ from mlprune.models.build import build_model
 from mlprune.pipeline.phase_config import PhaseConfig, phase_chain
 from mlprune.pipeline.training import train_and_fold, training_set
 from mlprune.runtime import RuntimeConfig, setup
-from mlprune.train import TrainConfig, images_seen
+from mlprune.schedule import TrainConfig, images_seen
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def scratch(final: Path, batch_norm: bool, recipe: TrainConfig, pruned_schedules
     schedule = scratch_schedule(recipe, budget, len(dataset))
     tqdm.write(f"scratch: the pruned model saw {budget:,} training images; {schedule.epochs} epochs of "
                f"{schedule.epoch_images} = {images_seen(schedule, len(dataset)):,}")
-    train_and_fold(build_model(spec), dataset, schedule, device, runtime.seed, out, history_csv, work_dir,
+    train_and_fold(build_model(spec), dataset, schedule, device, runtime, out, history_csv, work_dir,
                    desc="scratch")
     write_json(budget_json, {"train_images": len(dataset), "pruned_model_images": budget,
                              "scratch_images": images_seen(schedule, len(dataset)), "epochs": schedule.epochs,

@@ -21,6 +21,7 @@ from mlprune.data import classification, transforms
 from mlprune.data.splits import DataConfig, train_dataset
 from mlprune.errors import ConfigError
 from mlprune.models.build import count_parameters, fold_batch_norm
+from mlprune.runtime import RuntimeConfig
 from mlprune.task_names import CLASSIFICATION, DETECTION
 from mlprune.train import TrainConfig, train
 
@@ -54,11 +55,12 @@ def training_set(data: DataConfig, schedule: TrainConfig, seed: int, schedule_ke
 
 
 def train_and_fold(model: nn.Module, dataset: torch.utils.data.Dataset, schedule: TrainConfig,
-                   device: torch.device, seed: int, out: Path, history_csv: Path, work_dir: Path,
+                   device: torch.device, runtime: RuntimeConfig, out: Path, history_csv: Path, work_dir: Path,
                    desc: str) -> None:
     """Train a freshly built model, fold its BatchNorm, write it and its per-epoch history:
     the recipe of the pretrained model, which the scratch baseline repeats."""
     tqdm.write(f"{desc}: {len(dataset)} images, {count_parameters(model):,} params, {device}")
-    history = train(model, dataset, schedule, device=device, seed=seed, work_dir=work_dir, desc=desc)
+    history = train(model, dataset, schedule, device=device, seed=runtime.seed, work_dir=work_dir, desc=desc,
+                    precision=runtime.precision, channels_last=runtime.channels_last)
     save_checkpoint(out, fold_batch_norm(model.cpu().eval()))
     write_csv(history_csv, history)
