@@ -31,6 +31,7 @@ from mlprune.train import TrainConfig
 
 CONFIGS = Path("configs")
 BASE_KEY = "base"
+UNKNOWN_CLASS_COUNT = 2
 
 
 def preset_names(configs: Path = CONFIGS) -> list[str]:
@@ -55,8 +56,10 @@ def check_params(params: dict[str, Any]) -> ArchSpec:
     expected = models_to_evaluate(params)
     if parse_section(params, "evaluate", EvalConfig).models != expected:
         raise ConfigError(f"evaluate.models: must list pretrain, every phase and every k-det model: {expected}")
-    classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes  # an image folder may be elsewhere
-    spec = model.to_spec(max(len(classes), 1))
+    classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes
+    # An image folder that leaves `classes` empty and is not there yet (a preset's placeholder
+    # root) has no class count: check the model with the fewest classes it can take.
+    spec = model.to_spec(len(classes) or UNKNOWN_CLASS_COUNT)
     data.check_model_task(spec.task, spec.model)
     return spec
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
 from mlprune.config import require
+from mlprune.errors import ConfigError
 from mlprune.runtime import autocast
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
@@ -91,6 +92,9 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     optimizer = build_optimizer(model, config)
     epoch_images = min(config.epoch_images or len(dataset), len(dataset))
     steps_per_epoch = epoch_images // config.batch_size  # drop the ragged batch: BN needs > 1 sample
+    if config.epochs and not steps_per_epoch:
+        raise ConfigError(f"{desc}: batch_size {config.batch_size} is more than the {epoch_images} training images "
+                          "of an epoch, so not one step would train; lower batch_size")
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
     start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)

@@ -7,6 +7,7 @@ from conftest import CLASSES
 from mlprune.data.dataset import DetectionDataset
 from mlprune.data.transforms import build_train_transform
 from mlprune.data.voc import read_split
+from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.train import TrainConfig, lr_factor, train
@@ -33,6 +34,15 @@ def run(dataset, work_dir, penalty=None):
 def assert_same_weights(a, b):
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_a_batch_larger_than_the_epoch_is_refused(dataset, tmp_path):
+    """8 training images in batches of 9 would give zero steps: a model that never trained."""
+    config = TrainConfig(epochs=1, batch_size=9)
+    with pytest.raises(ConfigError) as info:
+        train(fresh_model(), dataset, config, device=torch.device("cpu"), seed=1, work_dir=tmp_path, desc="retrain")
+    assert str(info.value) == ("retrain: batch_size 9 is more than the 8 training images of an epoch, so not one "
+                               "step would train; lower batch_size")
 
 
 def test_same_seed_same_weights(dataset, tmp_path):
