@@ -38,6 +38,7 @@ CONFIGS = Path("configs")
 BASE_KEY = "base"
 SECTIONS = ("common", "data", "synthetic", "model", "pretrain", "evaluate", "threshold", "phase_defaults", "phases",
             "kdet", "scratch")
+UNKNOWN_CLASS_COUNT = 2  # an image folder that is not there yet: the fewest classes a model takes
 
 
 def preset_names(configs: Path = CONFIGS) -> list[str]:
@@ -63,9 +64,10 @@ def check_params(params: dict[str, Any]) -> ArchSpec:
     model = parse_section(params, "model", ModelConfig)
     phases = parse_phases(section(params, "phases"), section(params, "phase_defaults"), model.name)
     phase_chain(phases, parse_section(params, "scratch", ScratchConfig).source, "scratch.source")
-    # An image-folder root that is not on this machine yet has its classes read when it is.
+    # An image folder that leaves `classes` empty and is not there yet (a preset's placeholder
+    # root) has no class names: check the model with the fewest classes it can take.
     classes = resolve_classes(data) if Path(data.root).is_dir() else data.classes
-    spec = model.to_spec(classes or ["unknown"])
+    spec = model.to_spec(classes or [f"class{i}" for i in range(UNKNOWN_CLASS_COUNT)])
     data.check_model_task(spec.task, spec.model)
     check_pretrain_schedule(schedule, spec.batch_norm, started=model.init is not None)
     for key, augment in augmentations(params):

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mlprune.atomic import atomic_path
-from mlprune.errors import MlpruneError
+from mlprune.errors import ConfigError, MlpruneError
 from mlprune.runtime import autocast, resolve_precision
 from mlprune.schedule import TrainConfig, epoch_steps, lr_factor
 
@@ -77,6 +77,10 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
         model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config)
     steps_per_epoch = epoch_steps(config, len(dataset))
+    if config.epochs and not steps_per_epoch:
+        raise ConfigError(f"{desc}: batch_size {config.batch_size} is more than the "
+                          f"{min(config.epoch_images or len(dataset), len(dataset))} training images of an epoch, "
+                          "so not one step would train; lower batch_size")
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
     start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)

@@ -14,6 +14,7 @@ from mlprune.synthetic.scenes import generate_voc_dataset
 
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
 CIFAR_CLASSES = ["cat", "dog", "ship"]
+CIFAR10_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 GTSDB_SIZE = (40, 30)  # every fixture image, width x height
 # Class 14 (stop) is in 'other', 33 in 'mandatory', 11 in 'danger'; 00001 has no sign.
@@ -36,6 +37,15 @@ def write_voc_devkit(devkit: Path) -> Path:
     generate_voc_dataset(devkit / "VOC2007", SHAPES, n_trainval=4, n_test=2, image_size=64, seed=1)
     generate_voc_dataset(devkit / "VOC2012", SHAPES, n_trainval=3, n_test=1, image_size=64, seed=2)
     return devkit
+
+
+def rename_objects(root: Path, names: dict[str, str]) -> None:
+    """Rename the objects of every annotation of the VOC layout folder `root` (old name -> new)."""
+    for xml_path in sorted((root / "Annotations").glob("*.xml")):
+        tree = ET.parse(xml_path)
+        for name in tree.getroot().iter("name"):
+            name.text = names.get(name.text, name.text)
+        tree.write(xml_path)
 
 
 def write_gtsdb(root: Path, lines: list[str] = GTSDB_LINES, images: tuple[str, ...] = GTSDB_IMAGES) -> Path:
@@ -63,8 +73,9 @@ def random_images(n: int, seed: int, classes: list[str] = CIFAR_CLASSES) -> Labe
     return LabeledImages(images, torch.arange(n) % len(classes), list(classes))
 
 
-def write_cifar(root: Path, n_train: int = 12, n_test: int = 4) -> tuple[LabeledImages, LabeledImages]:
-    train, test = random_images(n_train, seed=0), random_images(n_test, seed=1)
+def write_cifar(root: Path, n_train: int = 12, n_test: int = 4,
+                classes: list[str] = CIFAR_CLASSES) -> tuple[LabeledImages, LabeledImages]:
+    train, test = random_images(n_train, seed=0, classes=classes), random_images(n_test, seed=1, classes=classes)
     write_cifar_batches(root, train, test)
     return train, test
 

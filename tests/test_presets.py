@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dataset_writers import IMAGE_FOLDER_CLASSES, write_image_folder
 from typer.testing import CliRunner
 
 from mlprune.cli import app
 from mlprune.config import load_params, merge_params
 from mlprune.models.build import build_model, count_parameters, fold_batch_norm
-from mlprune.presets import check_params, preset_names, resolve_preset
+from mlprune.presets import UNKNOWN_CLASS_COUNT, check_params, preset_names, resolve_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -20,14 +21,22 @@ PAPER = ["ssd300_voc", "ssd512_voc", "ssd512_gtsdb", "vgg16_cifar10", "vgg16_gts
 
 
 def test_every_preset_of_the_issue_exists():
-    assert set(preset_names(CONFIGS)) >= {"detection", "classification", "smoke", *PAPER}
+    assert set(preset_names(CONFIGS)) >= {"detection", "classification", "smoke", "vgg16_imagefolder", *PAPER}
 
 
 @pytest.mark.parametrize("name", preset_names(CONFIGS))
 def test_preset_resolves_and_parses(name):
-    spec = check_params(resolve_preset(name, CONFIGS))
-    data = resolve_preset(name, CONFIGS)["data"]
-    assert spec.num_classes == len(data["classes"]) + spec.family.extra_classes
+    params = resolve_preset(name, CONFIGS)
+    spec = check_params(params)
+    dataset_classes = len(params["data"]["classes"]) or UNKNOWN_CLASS_COUNT  # an image folder not there yet
+    assert spec.num_classes == dataset_classes + spec.family.extra_classes
+
+
+def test_the_image_folder_preset_takes_its_classes_from_the_folders(tmp_path):
+    params = resolve_preset("vgg16_imagefolder", CONFIGS)
+    assert params["data"]["classes"] == [] and params["data"]["root"] == "/datasets/my_images"
+    params["data"]["root"] = str(write_image_folder(tmp_path / "images"))
+    assert check_params(params).num_classes == len(IMAGE_FOLDER_CLASSES)
 
 
 def test_ssd300_voc_builds_the_papers_26_3_million_parameters():

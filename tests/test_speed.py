@@ -10,7 +10,6 @@ import functools
 import pytest
 import torch
 from conftest import CLASSES
-from mlprune.synthetic.scenes import generate_voc_dataset
 
 from mlprune import train as train_module
 from mlprune.data.classification import ClassificationDataset
@@ -23,6 +22,7 @@ from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.models.ssd import use_torchvision_parts
 from mlprune.runtime import autocast, deterministic_mode, resolve_precision
+from mlprune.synthetic.scenes import generate_voc_dataset
 from mlprune.train import TrainConfig, build_optimizer, fingerprint, train
 
 CPU = torch.device("cpu")

@@ -38,6 +38,15 @@ def assert_same_weights(a, b):
         assert torch.equal(value, b.state_dict()[key]), key
 
 
+def test_a_batch_larger_than_the_epoch_is_refused(dataset, tmp_path):
+    """8 training images in batches of 9 would give zero steps: a model that never trained."""
+    config = TrainConfig(epochs=1, batch_size=9)
+    with pytest.raises(ConfigError) as info:
+        train(fresh_model(), dataset, config, device=torch.device("cpu"), seed=1, work_dir=tmp_path, desc="retrain")
+    assert str(info.value) == ("retrain: batch_size 9 is more than the 8 training images of an epoch, so not one "
+                               "step would train; lower batch_size")
+
+
 def test_same_seed_same_weights(dataset, tmp_path):
     a, history = run(dataset, tmp_path / "a")
     b, _ = run(dataset, tmp_path / "b")

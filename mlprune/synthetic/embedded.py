@@ -10,6 +10,8 @@ from mlprune.errors import ConfigError
 from mlprune.synthetic.crops import CROP_CLASSES, generate_cifar_dataset
 from mlprune.synthetic.scenes import SyntheticConfig, generate_voc_dataset
 
+EMBEDDED_FORMATS = ("voc", "cifar10")
+
 
 def generate_dataset(out: Path, data: DataConfig, config: SyntheticConfig, seed: int) -> None:
     if data.format == "voc":
@@ -19,4 +21,5 @@ def generate_dataset(out: Path, data: DataConfig, config: SyntheticConfig, seed:
             raise ConfigError(f"data.classes: the embedded classification set has classes {list(CROP_CLASSES)}")
         generate_cifar_dataset(out, config.trainval, config.test, seed)
     else:
-        raise ConfigError(f"data.format: the embedded datasets are voc or cifar10, got {data.format!r}")
+        raise ConfigError(f"data.format: the embedded datasets are {' or '.join(EMBEDDED_FORMATS)}, "
+                          f"got {data.format!r}")
