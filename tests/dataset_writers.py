@@ -5,11 +5,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
 from mlprune.data.cifar import write_cifar_batches
 from mlprune.data.labeled import LabeledImages
+from mlprune.errors import DataError
 from mlprune.synthetic.scenes import generate_voc_dataset
 
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
@@ -141,3 +143,12 @@ def write_voc_with_invalid_boxes(root: Path, n_trainval: int = 40, n_test: int =
                    if len(ET.parse(path).getroot().findall("object")) >= 2)
     set_box(crowded, 1, (5, 20, 30, 20))
     return root, emptied, crowded
+
+
+def data_error(read, *args, **kwargs) -> str:
+    """The message of the DataError that `read` raises; it must be a single line."""
+    with pytest.raises(DataError) as info:
+        read(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
