@@ -41,12 +41,16 @@ def write_voc_devkit(devkit: Path) -> Path:
     return devkit
 
 
-def rename_objects(root: Path, names: dict[str, str]) -> None:
-    """Rename the objects of every annotation of the VOC layout folder `root` (old name -> new)."""
+def relabel_objects(root: Path, names: dict[str, str] | None = None, difficult: bool | None = None) -> None:
+    """Rewrite every object of the VOC layout folder `root`: rename it (old name -> new), set its
+    difficult flag (a one-image split of synthetic scenes may otherwise hold only difficult ones)."""
     for xml_path in sorted((root / "Annotations").glob("*.xml")):
         tree = ET.parse(xml_path)
-        for name in tree.getroot().iter("name"):
-            name.text = names.get(name.text, name.text)
+        for item in tree.getroot().iter("object"):
+            if names is not None:
+                item.find("name").text = names.get(item.find("name").text, item.find("name").text)
+            if difficult is not None:
+                item.find("difficult").text = str(int(difficult))
         tree.write(xml_path)
 
 
