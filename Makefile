@@ -20,4 +20,4 @@ test: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check mlprune stages tests
+	$(BIN)/ruff check mlprune stages tests benchmarks

@@ -41,13 +41,13 @@ import typer
 from torch import nn
 
 from mlprune.data.dataset import DetectionDataset
-from mlprune.synthetic.scenes import generate_voc_dataset
 from mlprune.data.transforms import build_eval_transform, build_train_transform
 from mlprune.data.voc import read_split
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.models.ssd import use_torchvision_parts
 from mlprune.runtime import PRECISIONS, autocast, deterministic_mode, resolve_device
+from mlprune.synthetic.scenes import generate_voc_dataset
 from mlprune.train import StepRunner, TrainConfig, build_optimizer
 
 CLASSES = ["circle", "square", "triangle", "cross", "ring"]

@@ -27,7 +27,7 @@ import yaml
 
 from mlprune.atomic import atomic_path, write_csv
 from mlprune.errors import MlpruneError
-from mlprune.pipeline.report import SCORES, SCRATCH
+from mlprune.pipeline.report import SCORES, SCRATCH, read_metrics
 
 PARAMS_FILE = "params.yaml"
 PRETRAIN = "pretrain"
@@ -46,12 +46,7 @@ def exp_show(repo: Path) -> list[dict]:
 
 def read_exp_show(path: Path) -> list[dict]:
     """A saved `dvc exp show --json` output."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MlpruneError(f"{path}: not found") from None
-    except json.JSONDecodeError as err:
-        raise MlpruneError(f"{path}: invalid JSON ({err})") from None
+    data = read_metrics(path, "save it with `dvc exp show --json > FILE`")
     if not isinstance(data, list):
         raise MlpruneError(f"{path}: expected the list `dvc exp show --json` prints")
     return data

@@ -5,11 +5,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
 from mlprune.data.cifar import write_cifar_batches
 from mlprune.data.labeled import LabeledImages
+from mlprune.errors import DataError
 from mlprune.synthetic.scenes import generate_voc_dataset
 
 SHAPES = ["circle", "square", "triangle", "cross", "ring"]
@@ -39,12 +41,16 @@ def write_voc_devkit(devkit: Path) -> Path:
     return devkit
 
 
-def rename_objects(root: Path, names: dict[str, str]) -> None:
-    """Rename the objects of every annotation of the VOC layout folder `root` (old name -> new)."""
+def relabel_objects(root: Path, names: dict[str, str] | None = None, difficult: bool | None = None) -> None:
+    """Rewrite every object of the VOC layout folder `root`: rename it (old name -> new), set its
+    difficult flag (a one-image split of synthetic scenes may otherwise hold only difficult ones)."""
     for xml_path in sorted((root / "Annotations").glob("*.xml")):
         tree = ET.parse(xml_path)
-        for name in tree.getroot().iter("name"):
-            name.text = names.get(name.text, name.text)
+        for item in tree.getroot().iter("object"):
+            if names is not None:
+                item.find("name").text = names.get(item.find("name").text, item.find("name").text)
+            if difficult is not None:
+                item.find("difficult").text = str(int(difficult))
         tree.write(xml_path)
 
 
@@ -141,3 +147,12 @@ def write_voc_with_invalid_boxes(root: Path, n_trainval: int = 40, n_test: int =
                    if len(ET.parse(path).getroot().findall("object")) >= 2)
     set_box(crowded, 1, (5, 20, 30, 20))
     return root, emptied, crowded
+
+
+def data_error(read, *args, **kwargs) -> str:
+    """The message of the DataError that `read` raises; it must be a single line."""
+    with pytest.raises(DataError) as info:
+        read(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message

@@ -18,7 +18,7 @@ from mlprune.config import merge_params
 from mlprune.presets import models_to_evaluate, resolve_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mlprune", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "mlprune", "data/init", ".dvcignore", ".gitignore"]
 
 
 def tiny_params() -> dict:
@@ -51,7 +51,7 @@ def write_project(repo: Path, params: dict) -> Path:
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
         else:
             shutil.copy(src, repo / name)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

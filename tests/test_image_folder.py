@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from dataset_writers import IMAGE_FOLDER_CLASSES, PALETTE_COLOUR, write_image, write_image_folder
+from dataset_writers import IMAGE_FOLDER_CLASSES, PALETTE_COLOUR, data_error, write_image, write_image_folder
 
 from mlprune.config import parse
 from mlprune.data import splits
@@ -19,15 +19,6 @@ from mlprune.errors import ConfigError, DataError
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images")
-
-
-def _error(read, *args, **kwargs) -> str:
-    """The message of the DataError that `read` raises; it must be a single line."""
-    with pytest.raises(DataError) as info:
-        read(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def _config(root: Path, classes: list[str] | None = None, **fields) -> DataConfig:
@@ -69,7 +60,7 @@ def test_a_given_class_order_sets_the_labels(root: Path) -> None:
 
 
 def test_unknown_class_folder(root: Path) -> None:
-    assert _error(read_image_folder, root, "train", ["cat", "dog"]) == (
+    assert data_error(read_image_folder, root, "train", ["cat", "dog"]) == (
         f"{root / 'train' / 'bird'}: unknown class folder 'bird' (allowed: cat, dog)")
 
 
@@ -77,31 +68,32 @@ def test_empty_class_folder(root: Path) -> None:
     for path in (root / "test" / "dog").iterdir():
         path.unlink()
     (root / "test" / "dog" / "readme.txt").write_text("no image here")
-    assert _error(read_image_folder, root, "test", IMAGE_FOLDER_CLASSES) == (
+    assert data_error(read_image_folder, root, "test", IMAGE_FOLDER_CLASSES) == (
         f"{root / 'test' / 'dog'}: class folder has no image (.bmp, .jpeg, .jpg, .png, .ppm)")
 
 
 def test_undecodable_image(root: Path) -> None:
     broken = root / "train" / "dog" / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
-    assert _error(read_image_folder, root, "train", IMAGE_FOLDER_CLASSES).startswith(
+    assert data_error(read_image_folder, root, "train", IMAGE_FOLDER_CLASSES).startswith(
         f"{broken}: cannot decode image (")
 
 
 def test_truncated_jpeg(root: Path) -> None:
     image = root / "train" / "cat" / "b.jpg"
     image.write_bytes(image.read_bytes()[:200])
-    assert _error(read_image_folder, root, "train", IMAGE_FOLDER_CLASSES).startswith(f"{image}: cannot decode image (")
+    message = data_error(read_image_folder, root, "train", IMAGE_FOLDER_CLASSES)
+    assert message.startswith(f"{image}: cannot decode image (")
 
 
 def test_missing_folders(root: Path, tmp_path: Path) -> None:
-    assert _error(read_image_folder, root, "train", ["ant", *IMAGE_FOLDER_CLASSES]) == (
+    assert data_error(read_image_folder, root, "train", ["ant", *IMAGE_FOLDER_CLASSES]) == (
         f"{root / 'train' / 'ant'}: class folder not found (each split needs one folder per class)")
-    assert _error(read_image_folder, root, "val", IMAGE_FOLDER_CLASSES) == f"{root / 'val'}: split folder not found"
-    assert _error(read_image_folder, tmp_path / "none", "train", ["a"]) == (
+    assert data_error(read_image_folder, root, "val", IMAGE_FOLDER_CLASSES) == f"{root / 'val'}: split folder not found"
+    assert data_error(read_image_folder, tmp_path / "none", "train", ["a"]) == (
         f"{tmp_path / 'none'}: dataset root not found")
     (tmp_path / "flat" / "train").mkdir(parents=True)
-    assert _error(class_folders, tmp_path / "flat", "train") == (
+    assert data_error(class_folders, tmp_path / "flat", "train") == (
         f"{tmp_path / 'flat' / 'train'}: no class folder (expected {tmp_path / 'flat' / 'train'}/<class>/<image>)")
 
 

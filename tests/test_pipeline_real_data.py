@@ -20,12 +20,11 @@ from dataset_writers import (
     CIFAR10_LABEL_NAMES,
     IMAGE_FOLDER_CLASSES,
     SHAPES,
-    rename_objects,
+    relabel_objects,
     write_cifar,
     write_gtsdb,
     write_gtsrb,
     write_image_folder,
-    write_voc_devkit,
 )
 from pipeline_helpers import (
     ROOT,
@@ -48,28 +47,30 @@ WIDTH = 0.0625  # 4 channels in conv1_1, for SSD and VGG alike
 VOC_CLASSES = resolve_preset("ssd300_voc", ROOT / "configs")["data"]["classes"]
 EMBEDDED_ROOT = "data/synthetic"
 
-# GTSDB: six training images (00000-00005), two test images (00600-00601), one sign of each
+# GTSDB: five training images (00000-00004), one test image (00600), one sign each, of each
 # category in turn; 40x30 images (dataset_writers.GTSDB_SIZE).
 GTSDB_IDS = [GTSDB_CATEGORIES[name][0] for name in ("prohibitory", "danger", "mandatory", "other")]
-GTSDB_NAMES = (*(f"{i:05d}" for i in range(6)), "00600", "00601")
+GTSDB_NAMES = (*(f"{i:05d}" for i in range(5)), "00600")
 GTSDB_SIGNS = [f"{name}.ppm;{2 + i};3;{20 + i};25;{GTSDB_IDS[i % 4]}" for i, name in enumerate(GTSDB_NAMES)]
 
 
 @pytest.fixture(scope="session")
 def voc_devkit(tmp_path_factory) -> Path:
-    """VOCdevkit/VOC2007 (4 trainval, 2 test) and VOC2012 (3 trainval), 64x64 images whose shapes
-    are named as the first five Pascal VOC classes."""
-    devkit = write_voc_devkit(tmp_path_factory.mktemp("real") / "VOCdevkit")
-    for year in ("VOC2007", "VOC2012"):
-        rename_objects(devkit / year, dict(zip(SHAPES, VOC_CLASSES, strict=False)))
+    """VOCdevkit/VOC2007 (3 trainval, 1 test) and VOC2012 (2 trainval, 1 test), 64x64 images whose
+    shapes are named as the first five Pascal VOC classes, none difficult (val and test are one image)."""
+    devkit = tmp_path_factory.mktemp("real") / "VOCdevkit"
+    for year, n_trainval, seed in (("VOC2007", 3, 1), ("VOC2012", 2, 2)):
+        generate_voc_dataset(devkit / year, SHAPES, n_trainval=n_trainval, n_test=1, image_size=64, seed=seed)
+        relabel_objects(devkit / year, dict(zip(SHAPES, VOC_CLASSES, strict=False)), difficult=False)
     return devkit
 
 
 @pytest.fixture(scope="session")
 def voc_folder(tmp_path_factory) -> Path:
-    """One Pascal VOC layout folder of one's own (8 trainval, 2 test), not data/synthetic."""
+    """One Pascal VOC layout folder of one's own (5 trainval, 1 test, none difficult), not data/synthetic."""
     root = tmp_path_factory.mktemp("real") / "my_voc"
-    generate_voc_dataset(root, SHAPES, n_trainval=8, n_test=2, image_size=64, seed=4)
+    generate_voc_dataset(root, SHAPES, n_trainval=5, n_test=1, image_size=64, seed=4)
+    relabel_objects(root, difficult=False)
     return root
 
 
@@ -80,9 +81,9 @@ def gtsdb(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def cifar10(tmp_path_factory) -> Path:
-    """cifar-10-batches-py with CIFAR-10's own label names: 20 train images, 10 test."""
+    """cifar-10-batches-py with CIFAR-10's own label names: 10 train images, 4 test."""
     root = tmp_path_factory.mktemp("real") / "cifar10"
-    write_cifar(root, n_train=20, n_test=10, classes=CIFAR10_LABEL_NAMES)
+    write_cifar(root, n_train=10, n_test=4, classes=CIFAR10_LABEL_NAMES)
     return root
 
 
@@ -118,7 +119,8 @@ def assert_ran_to_the_report(repo: Path, params: dict, plan: list[PlannedStage],
         metrics = json.loads((repo / f"metrics/{model}/eval.json").read_text())
         score, per_class = ("map_voc07", "ap_voc07") if detection else ("top1", "acc_per_class")
         assert 0 <= metrics[score] <= 1 and list(metrics[per_class]) == classes, model
-    assert [row["model"] for row in read_csv(repo / "plots/map_vs_params.csv")] == ["pretrain", *params["phases"]]
+    summary = read_csv(repo / "plots/map_vs_params.csv")
+    assert [row["model"] for row in summary] == ["pretrain", *params["phases"], "scratch"]
     assert [int(row["k"]) for row in read_csv(repo / "plots/kdet.csv")] == params["kdet"]["ks"]
     assert (repo / "report/README.md").is_file()
 

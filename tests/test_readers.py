@@ -16,6 +16,7 @@ from dataset_writers import (
     GTSRB_TEST_HEADER,
     GTSRB_TEST_ROWS,
     SHAPES,
+    data_error,
     random_images,
     write_cifar,
     write_gtsdb,
@@ -30,18 +31,8 @@ from mlprune.data.gtsrb import GTSRB_CLASSES, read_gtsrb
 from mlprune.data.labeled import LabeledImages
 from mlprune.data.problems import Problems
 from mlprune.data.voc_devkit import PAPER_TEST_PARTS, PAPER_TRAIN_PARTS, read_devkit
-from mlprune.errors import ConfigError, DataError
+from mlprune.errors import ConfigError
 from mlprune.synthetic.crops import CROP_CLASSES, generate_cifar_dataset, render_crops
-
-
-def _error(read, *args, **kwargs) -> str:
-    """The message of the DataError that `read` raises; it must be a single line."""
-    with pytest.raises(DataError) as info:
-        read(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
 
 # --- PASCAL VOC devkit ---------------------------------------------------------------------------------
 
@@ -60,16 +51,16 @@ def test_devkit_trains_on_07_12_trainval_and_tests_on_07_test(devkit: Path) -> N
 
 
 def test_devkit_missing_year_or_root(devkit: Path, tmp_path: Path) -> None:
-    assert _error(read_devkit, devkit, [("2010", "trainval")], SHAPES) == (
+    assert data_error(read_devkit, devkit, [("2010", "trainval")], SHAPES) == (
         f"{devkit / 'VOC2010'}: year folder not found (expected a VOC-layout root in the VOCdevkit)")
-    assert _error(read_devkit, tmp_path / "none", PAPER_TEST_PARTS, SHAPES) == (
+    assert data_error(read_devkit, tmp_path / "none", PAPER_TEST_PARTS, SHAPES) == (
         f"{tmp_path / 'none'}: VOCdevkit folder not found")
 
 
 def test_devkit_passes_on_the_voc_reader_errors(devkit: Path) -> None:
-    assert _error(read_devkit, devkit, [("2012", "val")], SHAPES) == (
+    assert data_error(read_devkit, devkit, [("2012", "val")], SHAPES) == (
         f"{devkit / 'VOC2012' / 'ImageSets' / 'Main' / 'val.txt'}: split file not found")
-    assert "unknown class 'circle'" in _error(read_devkit, devkit, PAPER_TEST_PARTS, ["square"])
+    assert "unknown class 'circle'" in data_error(read_devkit, devkit, PAPER_TEST_PARTS, ["square"])
 
 
 def test_devkit_rejects_a_repeated_part(devkit: Path) -> None:
@@ -127,26 +118,27 @@ BAD_GT_LINES = {
 @pytest.mark.parametrize("line", sorted(BAD_GT_LINES))
 def test_gtsdb_bad_line_names_file_and_line(tmp_path: Path, line: str) -> None:
     root = write_gtsdb(tmp_path, lines=[GTSDB_LINES[0], "", line])
-    assert _error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == f"{root / 'gt.txt'}:3: {BAD_GT_LINES[line]}"
+    assert data_error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == f"{root / 'gt.txt'}:3: {BAD_GT_LINES[line]}"
 
 
 def test_gtsdb_bad_line_in_the_other_split_still_fails(tmp_path: Path) -> None:
     root = write_gtsdb(tmp_path, lines=["00600.ppm;1;2;10;12;43"])
-    assert _error(read_gtsdb, root, "train", GTSDB_CLASS_IDS).endswith("gt.txt:1: class id 43 out of range 0-42")
+    assert data_error(read_gtsdb, root, "train", GTSDB_CLASS_IDS).endswith("gt.txt:1: class id 43 out of range 0-42")
 
 
 def test_gtsdb_bad_files(tmp_path: Path) -> None:
     root = write_gtsdb(tmp_path / "a")
     (root / "gt.txt").unlink()
-    assert _error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == f"{root / 'gt.txt'}: ground-truth file not found"
+    assert data_error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == f"{root / 'gt.txt'}: ground-truth file not found"
     root = write_gtsdb(tmp_path / "b")
     write_ppm(root / "extra.ppm", GTSDB_SIZE)
-    assert _error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == (
+    assert data_error(read_gtsdb, root, "train", GTSDB_CLASS_IDS) == (
         f"{root / 'extra.ppm'}: unexpected image name (GTSDB names its images 00000.ppm, 00001.ppm, ...)")
     (root / "extra.ppm").unlink()
     (root / "00001.ppm").write_bytes(b"P6 garbage")
-    assert _error(read_gtsdb, root, "train", GTSDB_CLASS_IDS).startswith(f"{root / '00001.ppm'}: cannot decode image (")
-    assert _error(read_gtsdb, tmp_path / "none", "train", GTSDB_CLASS_IDS) == (
+    message = data_error(read_gtsdb, root, "train", GTSDB_CLASS_IDS)
+    assert message.startswith(f"{root / '00001.ppm'}: cannot decode image (")
+    assert data_error(read_gtsdb, tmp_path / "none", "train", GTSDB_CLASS_IDS) == (
         f"{tmp_path / 'none'}: dataset root not found")
 
 
@@ -231,7 +223,7 @@ def test_cifar_malformed_batch(tmp_path: Path, case: str) -> None:
     content, message = BAD_BATCHES[case]
     path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
     _pickle(path, content)
-    assert _error(read_cifar10, tmp_path, "train") == f"{path}: {message}"
+    assert data_error(read_cifar10, tmp_path, "train") == f"{path}: {message}"
     assert len(read_cifar10(tmp_path, "test")) == 4  # the test split does not read data_batch_3
 
 
@@ -247,23 +239,24 @@ def test_cifar_refuses_pickles_that_run_code(tmp_path: Path) -> None:
     write_cifar(tmp_path)
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
     _pickle(path, {**_good_batch(), "data": _Exploit(tmp_path / "pwned")})
-    message = _error(read_cifar10, tmp_path, "test")
+    message = data_error(read_cifar10, tmp_path, "test")
     assert message.startswith(f"{path}: not a CIFAR pickle (UnpicklingError: refusing to load ")
     assert not (tmp_path / "pwned").exists()
 
 
 def test_cifar_bad_files(tmp_path: Path) -> None:
-    assert _error(read_cifar10, tmp_path, "train") == f"{tmp_path / 'cifar-10-batches-py'}: CIFAR-10 folder not found"
+    expected = f"{tmp_path / 'cifar-10-batches-py'}: CIFAR-10 folder not found"
+    assert data_error(read_cifar10, tmp_path, "train") == expected
     write_cifar(tmp_path)
     folder = tmp_path / "cifar-10-batches-py"
     (folder / "test_batch").write_bytes(pickle.dumps(_good_batch())[:40])
-    assert _error(read_cifar10, tmp_path, "test").startswith(f"{folder / 'test_batch'}: not a CIFAR pickle (")
+    assert data_error(read_cifar10, tmp_path, "test").startswith(f"{folder / 'test_batch'}: not a CIFAR pickle (")
     (folder / "data_batch_5").unlink()
-    assert _error(read_cifar10, tmp_path, "train") == f"{folder / 'data_batch_5'}: file not found"
+    assert data_error(read_cifar10, tmp_path, "train") == f"{folder / 'data_batch_5'}: file not found"
     _pickle(folder / "batches.meta", {"label_names": ["cat", "cat"]})
-    assert _error(read_cifar10, tmp_path, "train") == f"{folder / 'batches.meta'}: 'label_names' has duplicates"
+    assert data_error(read_cifar10, tmp_path, "train") == f"{folder / 'batches.meta'}: 'label_names' has duplicates"
     _pickle(folder / "batches.meta", {"label_names": []})
-    assert _error(read_cifar10, tmp_path, "train") == (
+    assert data_error(read_cifar10, tmp_path, "train") == (
         f"{folder / 'batches.meta'}: 'label_names' must be a non-empty list of strings")
 
 
@@ -302,7 +295,7 @@ def test_gtsrb_reads_and_resizes_both_splits(tmp_path: Path) -> None:
 def test_gtsrb_bad_class_folder(tmp_path: Path, name: str) -> None:
     class_dir = write_gtsrb(tmp_path) / "gtsrb" / "GTSRB" / "Training" / name
     write_ppm(class_dir / "a.ppm", (20, 20))
-    assert _error(read_gtsrb, tmp_path, "train") == (
+    assert data_error(read_gtsrb, tmp_path, "train") == (
         f"{class_dir}: a class folder must be the class id as 5 digits, 00000-00042")
 
 
@@ -320,21 +313,21 @@ def test_gtsrb_bad_test_row_names_file_and_line(tmp_path: Path, row: str) -> Non
     root = write_gtsrb(tmp_path, test_rows=[GTSRB_TEST_ROWS[0], row])
     images = root / "gtsrb" / "GTSRB" / "Final_Test" / "Images"
     expected = f"{root / 'gtsrb' / 'GT-final_test.csv'}:3: {BAD_TEST_ROWS[row].format(images=images)}"
-    assert _error(read_gtsrb, root, "test") == expected
+    assert data_error(read_gtsrb, root, "test") == expected
 
 
 def test_gtsrb_bad_files(tmp_path: Path) -> None:
-    assert _error(read_gtsrb, tmp_path, "train") == f"{tmp_path / 'gtsrb' / 'GTSRB' / 'Training'}: folder not found"
+    assert data_error(read_gtsrb, tmp_path, "train") == f"{tmp_path / 'gtsrb' / 'GTSRB' / 'Training'}: folder not found"
     root = write_gtsrb(tmp_path)
     csv_path = root / "gtsrb" / "GT-final_test.csv"
     csv_path.write_text("Filename,ClassId\n00000.ppm,2\n")
-    assert _error(read_gtsrb, root, "test") == (
+    assert data_error(read_gtsrb, root, "test") == (
         f"{csv_path}:1: expected the header {GTSRB_TEST_HEADER}, got ['Filename,ClassId']")
     csv_path.unlink()
-    assert _error(read_gtsrb, root, "test") == f"{csv_path}: ground-truth file not found"
+    assert data_error(read_gtsrb, root, "test") == f"{csv_path}: ground-truth file not found"
     image = root / "gtsrb" / "GTSRB" / "Training" / "00002" / "00000_00000.ppm"
     image.write_bytes(b"not an image")
-    assert _error(read_gtsrb, root, "train").startswith(f"{image}: cannot decode image (")
+    assert data_error(read_gtsrb, root, "train").startswith(f"{image}: cannot decode image (")
 
 
 # --- the embedded classification default: synthetic crops in the CIFAR layout --------------------------

@@ -7,7 +7,6 @@ from torch import nn
 from tqdm import tqdm
 
 from mlprune.data.classification import ClassificationDataset
-from mlprune.runtime import autocast
 
 
 @torch.no_grad()
@@ -18,8 +17,7 @@ def predict_labels(model: nn.Module, dataset: ClassificationDataset, device: tor
     predicted = []
     for start in tqdm(range(0, len(dataset), batch_size), desc=desc, leave=False, mininterval=1.0):
         images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
-        with autocast(device):
-            predicted.append(model(images.to(device)).argmax(dim=1).cpu())
+        predicted.append(model(images.to(device)).argmax(dim=1).cpu())  # fp32: evaluation never autocasts
     return torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.long)
 
 

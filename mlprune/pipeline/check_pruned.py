@@ -9,7 +9,6 @@ refuses such a model, so retraining never starts from it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from mlprune.data.splits import DataConfig
 from mlprune.errors import MlpruneError
 from mlprune.evaluation.tasks import validation_scorer
 from mlprune.models.build import count_parameters
+from mlprune.pipeline.report import read_metrics
 from mlprune.runtime import RuntimeConfig
 
 
@@ -70,12 +70,7 @@ def describe_cut(hardest: dict | None) -> str:
 
 def thresholded_score(chosen_json: Path) -> float:
     """The validation score threshold search measured at the chosen threshold."""
-    try:
-        chosen = json.loads(Path(chosen_json).read_text())
-    except FileNotFoundError:
-        raise MlpruneError(f"{chosen_json}: not found (has threshold search run?)") from None
-    except json.JSONDecodeError as err:
-        raise MlpruneError(f"{chosen_json}: invalid JSON ({err})") from None
+    chosen = read_metrics(chosen_json, "has threshold search run?")
     score = chosen.get("score") if isinstance(chosen, dict) else None
     if not isinstance(score, (int, float)) or isinstance(score, bool):
         raise MlpruneError(f"{chosen_json}: expected a numeric 'score' (the thresholded model's), got {score!r}")

@@ -22,12 +22,13 @@ def reported_models(params: dict[str, Any]) -> tuple[list[str], list[int]]:
     return list(phases), check_type(section(params, "kdet.ks"), list[int], "kdet.ks")
 
 
-def read_metrics(path: Path) -> Any:
-    """A metrics JSON file a stage wrote; one line if it is missing or unreadable."""
+def read_metrics(path: Path, missing_hint: str = "has its stage run?") -> Any:
+    """A JSON file another stage wrote; one line if it is missing or unreadable."""
+    path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise MlpruneError(f"{path}: metrics file not found (has its stage run?)") from None
+        raise MlpruneError(f"{path}: not found ({missing_hint})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MlpruneError(f"{path}: invalid JSON ({err})") from None
 
