@@ -25,6 +25,7 @@ def classification_params() -> dict:
     params["phases"] = {name: params["phases"][name] for name in ("phase1", "phase2")}
     params["evaluate"]["models"] = ["pretrain", "phase1", "phase2", "scratch"]
     params["scratch"] = {"source": "phase2"}
+    params["kdet"]["source"] = "phase2"  # the final model, which the export stage exports
     return params
 
 
