@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mlprune import distributed
 from mlprune.config import require
 from mlprune.errors import ConfigError
 
@@ -25,6 +26,7 @@ class RuntimeConfig:
     threads: int = 2  # CPU threads; 0 leaves torch's default
     precision: str = "auto"  # training math: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation is fp32
     channels_last: bool = False  # NHWC convs while training: faster on CPU, rounds differently
+    distributed: bool = False  # training stages started by torchrun train as one DDP job (mlprune.distributed)
 
     def __post_init__(self) -> None:
         require(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32) (numpy's range), got {self.seed}")
@@ -56,13 +58,14 @@ def autocast(device: torch.device, precision: str = "auto") -> contextlib.Abstra
     return contextlib.nullcontext()
 
 
-def setup(config: RuntimeConfig) -> torch.device:
-    """Seed every RNG, pin the thread count and make CPU results repeatable."""
+def setup(config: RuntimeConfig, trains: bool = False) -> torch.device:
+    """Seed every RNG, pin the thread count and make CPU results repeatable; under torchrun,
+    join its process group (a stage that `trains` and asks for it, else a clear error)."""
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     deterministic_mode()
-    return resolve_device(config.device)
+    return distributed.start(config.distributed, resolve_device(config.device), trains)
 
 
 def deterministic_mode(fill_new_memory: bool = False) -> None:

@@ -4,6 +4,9 @@ Resume: after every epoch the full training state goes to `<work_dir>/resume.pt`
 restarted run with the same fingerprint (config + starting weights) continues from the
 last finished epoch and ends with the same weights as an uninterrupted run, because the
 data order and augmentation RNG are re-seeded from (seed, epoch) at each epoch start.
+
+Under torchrun (`common.distributed`), see mlprune.distributed: each rank trains on its
+share of every batch, and `train` returns on rank 0 alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mlprune import distributed
 from mlprune.atomic import atomic_path
 from mlprune.errors import ConfigError, MlpruneError
 from mlprune.runtime import autocast, resolve_precision
@@ -68,6 +72,7 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     `channels_last` (`common.channels_last`) trains with NHWC conv weights and activations,
     ~1.4x faster on CPU at the default width (its convs sum in another order, so results
     differ in the last bits); the model comes back in the usual layout.
+    Under torchrun, ranks other than 0 exit at the end, once every rank has finished.
     """
     work_dir = Path(work_dir)
     resume_file = work_dir / "resume.pt"
@@ -84,30 +89,38 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     total = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
     start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)
-    step = StepRunner(model, optimizer, config.grad_clip, device, precision, penalty)
+    step = StepRunner(model, optimizer, config.grad_clip, device, precision, penalty,
+                      forward=distributed.data_parallel(model, device))
     for epoch in range(start_epoch, config.epochs):
         row = _train_epoch(step, dataset, steps_per_epoch, config, scheduler, after_step,
                            generator_seed=seed * 100_003 + epoch, desc=f"{desc} {epoch + 1}/{config.epochs}")
         history.append({"epoch": epoch + 1, **row})
-        _save_resume(resume_file, run_id, epoch + 1, model, optimizer, scheduler, history)
+        if distributed.is_main():
+            _save_resume(resume_file, run_id, epoch + 1, model, optimizer, scheduler, history)
     model.to(memory_format=torch.contiguous_format).eval()
+    distributed.finish_training()
     shutil.rmtree(work_dir, ignore_errors=True)
     return history
 
 
 class StepRunner:
-    """One optimisation step on a batch of samples: the trainer's, and the speed benchmark's."""
+    """One optimisation step on a batch of samples: the trainer's, and the speed benchmark's.
+
+    `forward` is the module the batch goes through: `model` itself, or its DDP wrapper
+    (whose backward averages the gradients over the ranks); the penalty and the optimizer
+    see `model`'s own parameters either way."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, grad_clip: float, device: torch.device,
-                 precision: str = "auto", penalty: Penalty | None = None):
+                 precision: str = "auto", penalty: Penalty | None = None, forward: nn.Module | None = None):
         self.model, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.device, self.precision, self.penalty = device, precision, penalty
+        self.forward = model if forward is None else forward
 
     def __call__(self, samples: Sequence[tuple]) -> dict[str, torch.Tensor]:
         """The loss parts of the step and their sum, `loss` (detached)."""
         images, targets = _to_device(samples, self.device)
         with autocast(self.device, self.precision):
-            parts = self.model(images, targets)
+            parts = self.forward(images, targets)
         if self.penalty is not None:
             parts["l1_penalty"] = self.penalty(self.model)
         loss = sum(parts.values())
@@ -119,14 +132,15 @@ class StepRunner:
 
 
 def _train_epoch(step: StepRunner, dataset, steps, config, scheduler, after_step, generator_seed, desc):
-    torch.manual_seed(generator_seed)  # augmentation draws from the global RNG
+    # Augmentation draws from the global RNG: one stream per rank (rank 0's is a lone run's).
+    torch.manual_seed(generator_seed + 1_000_003 * distributed.rank())
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(generator_seed))
     batches = order[: steps * config.batch_size].view(-1, config.batch_size)
     sums: dict[str, float] = {}
     start = time.perf_counter()
     bar = tqdm(batches, desc=desc, leave=False, mininterval=1.0)
     for i, batch in enumerate(bar, 1):
-        parts = step([dataset[j] for j in batch.tolist()])
+        parts = step([dataset[j] for j in distributed.rank_share(batch).tolist()])
         stop_if_not_finite(parts["loss"], desc, i)
         if after_step is not None:
             after_step(step.model, scheduler.get_last_lr()[0])
@@ -136,6 +150,7 @@ def _train_epoch(step: StepRunner, dataset, steps, config, scheduler, after_step
         rate = i * config.batch_size / (time.perf_counter() - start)
         bar.set_postfix(loss=f"{sums['loss'] / i:.3f}", img_s=f"{rate:.1f}")
     seconds = time.perf_counter() - start
+    sums = distributed.mean_over_ranks(sums)
     n = max(1, len(batches))
     return {**{k: round(v / n, 5) for k, v in sums.items()}, "lr": scheduler.get_last_lr()[0],
             "seconds": round(seconds, 2), "images_per_s": round(len(batches) * config.batch_size / seconds, 2)}

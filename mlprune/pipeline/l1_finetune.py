@@ -22,7 +22,7 @@ def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: Runt
 
     `schedule_key` names `phase.l1` in params.yaml (phases.<phase>.l1) for error messages.
     """
-    device = setup(runtime)
+    device = setup(runtime, trains=True)
     model = load_checkpoint(start, data.classes)
     roles = phase_layers(model.spec, phase.layers)
     before = {name: w.detach().clone() for name, w in conv_weights(model, phase.hist_layers).items()}

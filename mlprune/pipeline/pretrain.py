@@ -27,7 +27,7 @@ def pretrain(data: DataConfig, model_config: ModelConfig, schedule: TrainConfig,
     spec = model_config.to_spec(data.classes)
     data.check_model_task(spec.task, spec.model)
     check_pretrain_schedule(schedule, spec.batch_norm, started=model_config.init is not None)
-    device = setup(runtime)
+    device = setup(runtime, trains=True)
     dataset = training_set(data, schedule, runtime.seed, SCHEDULE_KEY)
     model = initial_model(model_config, spec)
     train_and_fold(model, dataset, schedule, device, runtime, out, history_csv, work_dir, desc="pretrain")

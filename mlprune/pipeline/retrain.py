@@ -28,7 +28,7 @@ def retrain_model(model: nn.Module, schedule: TrainConfig, data: DataConfig, run
                   history_csv: Path, work_dir: Path, schedule_key: str) -> None:
     """Train `model` on the train split, then write it and its per-epoch history. `schedule_key`
     names `schedule` in params.yaml for error messages."""
-    device = setup(runtime)
+    device = setup(runtime, trains=True)
     dataset = training_set(data, schedule, runtime.seed, schedule_key)
     history = train(model, dataset, schedule, device=device, seed=runtime.seed, work_dir=work_dir,
                     desc="retrain", precision=runtime.precision, channels_last=runtime.channels_last)

@@ -67,7 +67,7 @@ def scratch(final: Path, batch_norm: bool, recipe: TrainConfig, pruned_schedules
     """Train the architecture of checkpoint `final` from a fresh initialisation with `recipe`
     for the images `pruned_schedules` drew; write it BN-folded, its history and its budget."""
     spec = load_checkpoint(final, data.classes).spec.replace(batch_norm=batch_norm)
-    device = setup(runtime)
+    device = setup(runtime, trains=True)
     dataset = training_set(data, recipe, runtime.seed, "pretrain")  # the recipe is pretrain's
     budget = training_budget(pruned_schedules, len(dataset))
     schedule = scratch_schedule(recipe, budget, len(dataset))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from mlprune import distributed
 from mlprune.atomic import write_csv
 from mlprune.checkpoint import save_checkpoint
 from mlprune.data import classification, transforms
@@ -51,6 +52,7 @@ def training_set(data: DataConfig, schedule: TrainConfig, seed: int, schedule_ke
     check_augment(schedule.augment, data.task, schedule_key)
     dataset = train_dataset(data, seed, schedule.augment)
     check_steps(schedule, len(dataset), data.root, schedule_key)
+    distributed.local_batch_size(schedule.batch_size, schedule_key)  # refused here, before any step
     return dataset
 
 
