@@ -29,9 +29,13 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 def save_checkpoint(path: str | Path, model: nn.Module) -> None:
     """Atomically write `model.spec` + its weights to `path`; weights that are not finite are
     refused before anything is written."""
-    state = model.state_dict()
+    save_weights(path, model.spec, model.state_dict())
+
+
+def save_weights(path: str | Path, spec: ArchSpec, state: dict[str, torch.Tensor]) -> None:
+    """`save_checkpoint` of a model given as its spec and state_dict (surgery's result)."""
     check_finite(f"{path}: refusing to save", state)
-    payload = {"format": FORMAT, "spec": json.dumps(model.spec.to_json()), "state_dict": state}
+    payload = {"format": FORMAT, "spec": json.dumps(spec.to_json()), "state_dict": state}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -67,10 +71,7 @@ def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None) -> n
     those class names, in that order.
     """
     payload = read_checkpoint(path)
-    try:
-        spec = ArchSpec.from_json(json.loads(payload.get("spec")))
-    except (TypeError, ValueError, AttributeError, ConfigError) as err:
-        raise CheckpointError(f"{path}: bad architecture spec ({err})") from None
+    spec = _spec_of(path, payload)
     if classes is not None:
         check_classes(path, spec, classes)
     model = build_model(spec)
@@ -78,6 +79,47 @@ def load_checkpoint(path: str | Path, classes: Sequence[str] | None = None) -> n
     check_finite(str(path), payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     return model
+
+
+def load_weights(path: str | Path) -> tuple[ArchSpec, dict[str, torch.Tensor]]:
+    """The spec and the weights of every layer (`layer_paths`' keys), without building the model.
+
+    For the stages that only read and slice weights (select, surgery): building a detector
+    imports torchvision, ~1.2 s of every start. Every layer's weight must be there with the
+    filters and input channels its spec gives it; the next stage loads the result with
+    `load_checkpoint`, which checks every key and shape.
+    """
+    payload = read_checkpoint(path)
+    spec = _spec_of(path, payload)
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: state_dict does not match its spec: no state_dict mapping")
+    problems = [problem for name, layer_path in spec.family.layer_paths(spec).items()
+                if (problem := _channel_problem(spec, name, f"{layer_path}.weight", state.get(f"{layer_path}.weight")))]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{path}: state_dict does not match its spec: {problems[0]}{more}")
+    check_finite(str(path), state)
+    return spec, state
+
+
+def _channel_problem(spec: ArchSpec, name: str, key: str, weight: Any) -> str | None:
+    """What is wrong with layer `name`'s weight: missing, or filters (dim 0; heads keep theirs)
+    or input channels (dim 1) other than the spec's widths."""
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        return f"missing {key}"
+    source = spec.input_of(name)
+    expected = [spec.widths.get(name, weight.shape[0]), spec.widths.get(source, weight.shape[1]), *weight.shape[2:]]
+    if list(weight.shape) == expected:
+        return None
+    return f"{key} is {list(weight.shape)} in the file but {expected} by the spec"
+
+
+def _spec_of(path: str | Path, payload: dict[str, Any]) -> ArchSpec:
+    try:
+        return ArchSpec.from_json(json.loads(payload.get("spec")))
+    except (TypeError, ValueError, AttributeError, ConfigError) as err:
+        raise CheckpointError(f"{path}: bad architecture spec ({err})") from None
 
 
 def check_classes(path: str | Path, spec: ArchSpec, classes: Sequence[str]) -> None:

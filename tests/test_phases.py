@@ -75,7 +75,7 @@ def test_extreme_threshold_never_empties_a_layer():
     torch.manual_seed(0)
     model = build_model(SPEC).eval()
     roles = phase_layers(SPEC, paper_phases("ssd300")[0])
-    apply_threshold(model, roles.penalised, 1e9)
+    apply_threshold(conv_weights(model, roles.penalised), 1e9)
     weights = {k: w.detach() for k, w in conv_weights(model, roles.penalised).items()}
     selection = select_filters(roles.selected, weights, roles.consumers, SelectionRule(min_keep=1))
     assert all(len(s.kept) == 1 for s in selection.values())

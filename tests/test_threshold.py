@@ -4,7 +4,7 @@ import torch
 from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
-from mlprune.pruning.sparsity import apply_threshold, count_nonzero, sparsity
+from mlprune.pruning.sparsity import apply_threshold, conv_weights, count_nonzero, sparsity
 from mlprune.pruning.threshold import (
     NoThresholdWithinTolerance,
     ThresholdConfig,
@@ -47,10 +47,10 @@ def test_sweep_is_monotone_in_sparsity_and_ends_thresholded():
     names = ["conv1_1", "conv1_2"]
     rows = sweep_thresholds(model, names, ThresholdConfig(grid=[0.5, 1.0, 2.0]), lambda m: 0.5)
     assert [r["sparsity"] for r in rows] == sorted(r["sparsity"] for r in rows)
-    assert rows[0]["sparsity"] > 0 and rows[-1]["nonzero_params"] == sum(count_nonzero(model, names).values())
+    assert rows[0]["sparsity"] > 0 and rows[-1]["nonzero_params"] == sum(count_nonzero(conv_weights(model, names)).values())
 
 
 def test_extreme_threshold_zeroes_everything():
     model = build_model(build_spec("ssd300", 3, width=0.0625))
-    apply_threshold(model, ["conv1_1"], 1e9)
+    apply_threshold(conv_weights(model, ["conv1_1"]), 1e9)
     assert sparsity(model, ["conv1_1"]) == 1.0

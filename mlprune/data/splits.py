@@ -20,7 +20,6 @@ from mlprune.config import parse_section, require
 from mlprune.data.cifar import BATCHES as CIFAR10_SPLITS
 from mlprune.data.cifar import read_cifar10
 from mlprune.data.classification import ClassificationDataset
-from mlprune.data.dataset import DetectionDataset
 from mlprune.data.gtsdb import SPLITS as GTSDB_SPLITS
 from mlprune.data.gtsdb import read_gtsdb
 from mlprune.data.gtsrb import SPLITS as GTSRB_SPLITS
@@ -28,7 +27,6 @@ from mlprune.data.gtsrb import read_gtsrb
 from mlprune.data.image_folder import folder_classes, read_image_folder
 from mlprune.data.invalid_boxes import INVALID_BOXES, apply_invalid_boxes
 from mlprune.data.labeled import LabeledImages
-from mlprune.data.transforms import build_eval_transform, build_train_transform
 from mlprune.data.voc import Annotation, SkippedBox, read_split, split_validation
 from mlprune.data.voc_devkit import read_devkit
 from mlprune.errors import ConfigError
@@ -137,7 +135,7 @@ def train_dataset(config: DataConfig, seed: int, augment: list[str]) -> torch.ut
         data = read_labeled(config, config.train_split)
         return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[0], augment)
     train, _ = split_validation(read_annotations(config, config.train_split, training=True), config.val_fraction, seed)
-    return DetectionDataset(train, build_train_transform(augment))
+    return _detection_dataset(train, augment)
 
 
 def val_dataset(config: DataConfig, seed: int) -> torch.utils.data.Dataset:
@@ -145,14 +143,28 @@ def val_dataset(config: DataConfig, seed: int) -> torch.utils.data.Dataset:
         data = read_labeled(config, config.train_split)
         return ClassificationDataset(data, _train_val_indices(len(data), config, seed)[1])
     _, val = split_validation(read_annotations(config, config.train_split, training=True), config.val_fraction, seed)
-    return DetectionDataset(val, build_eval_transform())
+    return _detection_dataset(val)
 
 
 def test_dataset(config: DataConfig) -> torch.utils.data.Dataset:
     if config.task == CLASSIFICATION:
         return ClassificationDataset(read_labeled(config, config.test_split))
     annotations, skipped_boxes = _read_detection(config, config.test_split, training=False)
-    return DetectionDataset(annotations, build_eval_transform(), skipped_boxes=skipped_boxes)
+    return _detection_dataset(annotations, skipped_boxes=skipped_boxes)
+
+
+def _detection_dataset(annotations: list[Annotation], augment: list[str] | None = None,
+                       skipped_boxes: int = 0) -> torch.utils.data.Dataset:
+    """Images with the SSD transforms: augmented with `augment`, else the evaluation transform.
+
+    Imported here, not at the top: the transforms pull in torchvision (~1 s at every start),
+    which the stages that only read annotations (check-data, validate) never use.
+    """
+    from mlprune.data.dataset import DetectionDataset
+    from mlprune.data.transforms import build_eval_transform, build_train_transform
+
+    transform = build_eval_transform() if augment is None else build_train_transform(augment)
+    return DetectionDataset(annotations, transform, skipped_boxes=skipped_boxes)
 
 
 def _train_val_indices(n: int, config: DataConfig, seed: int) -> tuple[list[int], list[int]]:

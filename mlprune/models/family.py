@@ -16,7 +16,6 @@ from torch import nn
 
 from mlprune.errors import ConfigError
 from mlprune.models.layers import SSD300_CONVS, SSD512_CONVS, VGG16_CLASSIFIER_CONVS, ConvDef, DefaultBoxes
-from mlprune.models.ssd import build_ssd
 from mlprune.models.vgg import VGGClassifier
 from mlprune.task_names import CLASSIFICATION, DETECTION
 
@@ -78,6 +77,10 @@ class DetectorFamily(ModelFamily):
     HEAD_KINDS: ClassVar[dict[str, str]] = {"loc": "regression_head", "conf": "classification_head"}
 
     def build(self, spec: ArchSpec, **options: Any) -> nn.Module:
+        # Imported here: torchvision takes ~1.2 s to import, which stages that read a spec
+        # or weights without building a detector (select, surgery, report) need not pay.
+        from mlprune.models.ssd import build_ssd
+
         return build_ssd(spec, **options)
 
     def inference_options(self, model: nn.Module) -> dict[str, Any]:

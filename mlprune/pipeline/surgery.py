@@ -5,24 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from mlprune.checkpoint import load_checkpoint, save_checkpoint
+from mlprune.checkpoint import load_weights, save_weights
 from mlprune.errors import MlpruneError
-from mlprune.models.build import count_parameters
 from mlprune.pruning.phases import PhaseLayers, phase_layers
 from mlprune.pruning.selection import load_selection
-from mlprune.pruning.surgery import prune_filters
+from mlprune.pruning.surgery import prune_state
 
 
 def surgery(l1_model: Path, selection_json: Path, phase: str, layers: Sequence[str], out: Path) -> None:
     """Remove the selected filters from the un-thresholded L1 model of phase `phase` (its `layers`)."""
-    model = load_checkpoint(l1_model)
-    kept = load_selection(selection_json, model.spec.widths)
-    check_selection_roles(selection_json, kept, model.spec.widths, phase, phase_layers(model.spec, layers))
-    pruned = prune_filters(model, kept)
-    tqdm.write(f"surgery: {count_parameters(model):,} -> {count_parameters(pruned):,} params")
-    save_checkpoint(out, pruned)
+    spec, state = load_weights(l1_model)
+    kept = load_selection(selection_json, spec.widths)
+    check_selection_roles(selection_json, kept, spec.widths, phase, phase_layers(spec, layers))
+    pruned_spec, pruned = prune_state(spec, state, kept)
+    tqdm.write(f"surgery: {count_weights(state):,} -> {count_weights(pruned):,} params")
+    save_weights(out, pruned_spec, pruned)
+
+
+def count_weights(state: Mapping[str, torch.Tensor]) -> int:
+    """The parameters of a folded model's state_dict (it holds no buffers: no BatchNorm)."""
+    return sum(value.numel() for value in state.values())
 
 
 def check_selection_roles(path: Path, kept: Mapping[str, Sequence[int]], widths: Mapping[str, int], phase: str,

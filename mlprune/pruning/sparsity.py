@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from mlprune.models.arch import ArchSpec
 from mlprune.models.build import named_convs
 
 
@@ -14,6 +15,12 @@ def conv_weights(model: nn.Module, names: Sequence[str]) -> dict[str, torch.Tens
     """The weight tensors (not copies) of the named convs."""
     convs = named_convs(model)
     return {name: convs[name].weight for name in names}
+
+
+def state_weights(spec: ArchSpec, state: Mapping[str, torch.Tensor], names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """`conv_weights` of a model held as its spec and state_dict (`checkpoint.load_weights`)."""
+    paths = spec.family.layer_paths(spec)
+    return {name: state[f"{paths[name]}.weight"] for name in names}
 
 
 def l1_penalty(names: Sequence[str], strength: float) -> Callable[[nn.Module], torch.Tensor]:
@@ -49,14 +56,14 @@ def mean_abs_weight(model: nn.Module, names: Sequence[str]) -> float:
 
 
 @torch.no_grad()
-def apply_threshold(model: nn.Module, names: Sequence[str], threshold: float) -> None:
-    """Zero, in place, every weight of the named convs with |w| < threshold."""
-    for weight in conv_weights(model, names).values():
+def apply_threshold(weights: Mapping[str, torch.Tensor], threshold: float) -> None:
+    """Zero, in place, every weight with |w| < threshold (`weights`: `conv_weights`' tensors)."""
+    for weight in weights.values():
         weight[weight.abs() < threshold] = 0.0
 
 
-def count_nonzero(model: nn.Module, names: Sequence[str]) -> dict[str, int]:
-    return {name: int(torch.count_nonzero(w)) for name, w in conv_weights(model, names).items()}
+def count_nonzero(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    return {name: int(torch.count_nonzero(w)) for name, w in weights.items()}
 
 
 def sparsity(model: nn.Module, names: Sequence[str]) -> float:

@@ -14,7 +14,6 @@ surgery equals masking the removed channels to zero, which is what the property 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -22,27 +21,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlprune.errors import MlpruneError
-from mlprune.models.build import named_convs, rebuild
+from mlprune.models.arch import ArchSpec
+from mlprune.models.build import rebuild
 
 
 def prune_filters(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
     """A new model keeping, for each named layer, only the filters in `kept[layer]`."""
-    spec = model.spec
-    for layer, indices in kept.items():
-        _check_indices(layer, indices, spec.widths)
-    widths = {name: len(kept.get(name, range(w))) for name, w in spec.widths.items()}
-    pruned = rebuild(model, spec.replace(widths=widths))
-    out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
-    state = fold_removed_outputs(model, kept).state_dict()
-    plan = slicing_plan(spec)
-    pruned.load_state_dict({key: _slice(value, *plan.get(key, (None, None)), out_index)
-                            for key, value in state.items()})
+    spec, state = prune_state(model.spec, model.state_dict(), kept)
+    pruned = rebuild(model, spec)
+    pruned.load_state_dict(state)
     return pruned.train(model.training)
 
 
+def prune_state(spec: ArchSpec, state: Mapping[str, torch.Tensor],
+                kept: Mapping[str, Sequence[int]]) -> tuple[ArchSpec, dict[str, torch.Tensor]]:
+    """`prune_filters` of a model held as its spec and state_dict: the pruned spec and weights,
+    without building either model (the surgery stage then never imports torchvision)."""
+    for layer, indices in kept.items():
+        _check_indices(layer, indices, spec.widths)
+    widths = {name: len(kept.get(name, range(w))) for name, w in spec.widths.items()}
+    out_index = {name: torch.as_tensor(sorted(kept[name])) for name in kept}
+    plan = slicing_plan(spec)
+    return spec.replace(widths=widths), {key: _slice(value, *plan.get(key, (None, None)), out_index)
+                                         for key, value in fold_removed_outputs(spec, state, kept).items()}
+
+
 @torch.no_grad()
-def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) -> nn.Module:
-    """A copy of `model` whose consumers absorb the constant output relu(b) of removed filters.
+def fold_removed_outputs(spec: ArchSpec, state: Mapping[str, torch.Tensor],
+                         kept: Mapping[str, Sequence[int]]) -> dict[str, torch.Tensor]:
+    """A copy of `state` whose consumers absorb the constant output relu(b) of removed filters.
 
     Exact for a removed filter with zero weights and a linear, 1x1 or unpadded consumer;
     a padded 3x3 consumer differs on its zero-padded border. conv4_3's heads read it
@@ -50,21 +57,21 @@ def fold_removed_outputs(model: nn.Module, kept: Mapping[str, Sequence[int]]) ->
     handled in network order, so a consumer's updated bias is what its own removed
     filters pass on.
     """
-    folded = copy.deepcopy(model)
-    spec, layers = folded.spec, named_convs(folded)
+    folded, paths = dict(state), spec.family.layer_paths(spec)
     for layer in sorted(kept, key=spec.conv_names.index):
         removed = sorted(set(range(spec.widths[layer])) - set(kept[layer]))
-        if layers[layer].bias is None or not removed:
+        bias = folded.get(f"{paths[layer]}.bias")
+        if bias is None or not removed:
             continue
-        constant = F.relu(layers[layer].bias[removed])
+        constant = F.relu(bias[removed])
         for consumer in _linear_consumers(layer, spec):
-            module = layers[consumer]
-            weight = module.weight[:, removed]
-            module.bias += weight.reshape(weight.shape[0], len(removed), -1).sum(-1) @ constant
+            weight = folded[f"{paths[consumer]}.weight"][:, removed]
+            key = f"{paths[consumer]}.bias"
+            folded[key] = folded[key] + weight.reshape(weight.shape[0], len(removed), -1).sum(-1) @ constant
     return folded
 
 
-def _linear_consumers(layer: str, spec) -> list[str]:
+def _linear_consumers(layer: str, spec: ArchSpec) -> list[str]:
     """The consumers a removed filter's constant output can be folded into: the heads of a
     normalised layer (conv4_3's L2Norm) read it through a non-linear map."""
     through_norm = spec.heads_of(layer) if layer == spec.family.normalised_layer else []

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from mlprune.config import require
 from mlprune.errors import MlpruneError
-from mlprune.pruning.sparsity import apply_threshold, count_nonzero, mean_abs_weight, sparsity
+from mlprune.pruning.sparsity import apply_threshold, conv_weights, count_nonzero, mean_abs_weight, sparsity
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ def sweep_thresholds(model: nn.Module, names: Sequence[str], config: ThresholdCo
     rows = []
     for value in tqdm(config.grid, desc="threshold search", leave=False):
         t = value * unit
-        apply_threshold(model, names, t)  # zeroing is monotone in t, so ascending order needs no reset
+        apply_threshold(conv_weights(model, names), t)  # zeroing is monotone in t, so ascending order needs no reset
         rows.append({"grid": value, "t": t, "score": score(model), "sparsity": round(sparsity(model, names), 5),
-                     "nonzero_params": sum(count_nonzero(model, names).values())})
+                     "nonzero_params": sum(count_nonzero(conv_weights(model, names)).values())})
         tqdm.write(f"  t={t:.3g}: score {rows[-1]['score']:.4f}, sparsity {rows[-1]['sparsity']:.3f}")
     return rows
 
