@@ -99,7 +99,7 @@ def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
     names = list(values)  # the same order on every rank: the same model code made them
     summed = torch.tensor([values[name] for name in names], dtype=torch.float64)
     dist.all_reduce(summed)
-    return {name: float(total) / world_size() for name, total in zip(names, summed.tolist())}
+    return {name: float(total) / world_size() for name, total in zip(names, summed.tolist(), strict=True)}
 
 
 def finish_training() -> None:
