@@ -101,11 +101,30 @@ def lookup(params: dict, dotted: str) -> Any:
 
 
 def git_lock(repo: Path) -> Callable[[str], dict | None]:
-    """dvc.lock as committed at a revision of the git repository `repo` (None if it has none)."""
+    """dvc.lock as committed at a revision of the git repository `repo` (None if it has none),
+    without the stages the pipeline no longer has."""
+    stages = pipeline_stages(repo)
+
     def lock_of(rev: str) -> dict | None:
         proc = subprocess.run(["git", "show", f"{rev}:dvc.lock"], cwd=repo, capture_output=True, text=True)
-        return yaml.safe_load(proc.stdout) if proc.returncode == 0 else None
+        return drop_removed_stages(yaml.safe_load(proc.stdout), stages) if proc.returncode == 0 else None
     return lock_of
+
+
+def pipeline_stages(repo: Path) -> set[str]:
+    """The stage names of `repo`'s dvc.yaml, foreach stages expanded (`retrain@phase1`)."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=repo,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise MlpruneError(f"{repo}: dvc stage list failed ({detail})")
+    return set(proc.stdout.split())
+
+
+def drop_removed_stages(lock: dict, stages: set[str]) -> dict:
+    """`lock` with only the entries of `stages`: DVC keeps the entry of a stage removed from
+    dvc.yaml, whose params no run updates, so it would mark every later run stale."""
+    return {**lock, "stages": {name: entry for name, entry in (lock.get("stages") or {}).items() if name in stages}}
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, Any]:

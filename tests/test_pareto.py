@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from mlprune.cli import app
 from mlprune.errors import MlpruneError
-from mlprune.pareto import check_locks, experiment_runs, flatten, on_front, pareto_rows, read_exp_show, stale_stages
+from mlprune.pareto import (check_locks, drop_removed_stages, experiment_runs, flatten, on_front, pareto_rows,
+                             read_exp_show, stale_stages)
 
 EXP_SHOW = Path(__file__).parent / "data" / "exp_show.json"
 
@@ -105,3 +106,16 @@ def test_a_saved_output_that_is_not_a_list_is_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"rev": "workspace"}))
     with pytest.raises(MlpruneError, match=r"x.json: expected the list `dvc exp show --json` prints$"):
         read_exp_show(tmp_path / "x.json")
+
+
+def test_entries_of_stages_no_longer_in_the_pipeline_are_not_checked():
+    # DVC keeps a removed stage's lock entry (here one from before `evaluate` became a foreach):
+    # its recorded params never change again, so every sweep run would look stale.
+    params = {"threshold": {"grid": [0.25, 0.5], "relative_to": "mean_abs"},
+              "phase_defaults": {"tolerance": 0.03, "l1_strength": 1.0}}
+    old = lock([0.25, 0.5], 1.0)
+    old["stages"]["evaluate_phase@phase1"] = {"params": {"params.yaml": {"evaluate.batch_size": 16}}}
+    assert stale_stages(old, params) == ["evaluate_phase@phase1"]
+    current = drop_removed_stages(old, {"threshold_search@phase1", "l1_finetune@phase1"})
+    assert stale_stages(current, params) == []
+    assert set(current["stages"]) == {"threshold_search@phase1", "l1_finetune@phase1"}
