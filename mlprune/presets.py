@@ -36,6 +36,8 @@ from mlprune.synthetic.scenes import SyntheticConfig
 from mlprune.train import TrainConfig
 
 CONFIGS = Path("configs")
+NESTED_GITIGNORE = ("# what the pipeline builds (in DVC's cache; dvc.lock records it)\n"
+                    "/tmp/\n/models/\n/results/\n/data/synthetic\n")
 INIT_README = INIT_DIR / "README.md"  # what a pipeline folder's data/init holds until weights are put there
 BASE_KEY = "base"
 SECTIONS = ("common", "data", "synthetic", "model", "pretrain", "evaluate", "threshold", "phase_defaults", "phases",
@@ -180,4 +182,5 @@ def write_nested_pipeline(name: str, folder: Path, root: Path = Path(".")) -> Pa
                        "command after changing it (tests/test_presets.py checks they agree).\n"
                        + nested_pipeline((root / "dvc.yaml").read_text(), depth))
     shutil.copyfile(root / INIT_README, folder / INIT_README)
+    (folder / ".gitignore").write_text(NESTED_GITIGNORE)
     return source

@@ -99,6 +99,7 @@ def test_preset_dir_writes_a_pipeline_of_its_own(tmp_path, monkeypatch):
     assert load_params(folder / "params.yaml") == resolve_preset("vgg16_cifar10", CONFIGS)
     assert "python ../../stages/pretrain.py" in (folder / "dvc.yaml").read_text()
     assert (folder / "data/init/README.md").is_file()
+    assert "/models/" in (folder / ".gitignore").read_text().split()
 
 
 def test_switching_to_a_complete_preset_copies_it(tmp_path, monkeypatch):
