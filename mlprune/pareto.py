@@ -36,12 +36,16 @@ MISSING = object()  # a params key absent from a run's params.yaml
 
 def exp_show(repo: Path) -> list[dict]:
     """`dvc exp show --json` of the repository at `repo`: HEAD and its experiments."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
-                          text=True)
+    return json.loads(dvc_output(repo, "exp", "show", "--json"))
+
+
+def dvc_output(repo: Path, *args: str) -> str:
+    """stdout of `dvc <args>` run in `repo`; a failure is one line with DVC's last word."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True)
     if proc.returncode != 0:
         detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MlpruneError(f"{repo}: dvc exp show failed ({detail})")
-    return json.loads(proc.stdout)
+        raise MlpruneError(f"{repo}: dvc {' '.join(args[:2])} failed ({detail})")
+    return proc.stdout
 
 
 def read_exp_show(path: Path) -> list[dict]:
@@ -113,12 +117,7 @@ def git_lock(repo: Path) -> Callable[[str], dict | None]:
 
 def pipeline_stages(repo: Path) -> set[str]:
     """The stage names of `repo`'s dvc.yaml, foreach stages expanded (`retrain@phase1`)."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=repo,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MlpruneError(f"{repo}: dvc stage list failed ({detail})")
-    return set(proc.stdout.split())
+    return set(dvc_output(repo, "stage", "list", "--name-only").split())
 
 
 def drop_removed_stages(lock: dict, stages: set[str]) -> dict:

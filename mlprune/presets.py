@@ -171,7 +171,8 @@ def nested_pipeline(dvc_yaml: str, depth: int = 1) -> str:
 
 def write_nested_pipeline(name: str, folder: Path, root: Path = Path(".")) -> Path:
     """Preset `name` as a pipeline of its own in `folder` (params.yaml, dvc.yaml, data/init/),
-    next to the root's: `dvc repro` and `dvc metrics show` then cover both. Returns the preset file."""
+    next to the root's: `dvc repro` in `folder` runs it, `dvc metrics show` at the root shows
+    both. Returns the preset file."""
     depth = len(folder.resolve().relative_to(root.resolve()).parts)
     if depth == 0:
         raise ConfigError(f"preset --dir: {folder} is the project root; use `mlprune preset {name}` there")

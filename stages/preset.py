@@ -20,7 +20,7 @@ def main(name: Annotated[str, typer.Argument(help="preset name: a file configs/<
         return
     if folder is not None:
         source = write_nested_pipeline(name, folder)
-        print(f"{folder}/params.yaml <- {source}, {folder}/dvc.yaml <- dvc.yaml; now `dvc repro` runs both pipelines")
+        print(f"{folder}/params.yaml <- {source}, {folder}/dvc.yaml <- dvc.yaml; now `cd {folder} && dvc repro`")
         return
     source = apply_preset(name, params)
     print(f"{params} <- {source}; now `dvc repro` (commit params.yaml to keep the switch)")

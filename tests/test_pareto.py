@@ -13,8 +13,16 @@ from typer.testing import CliRunner
 
 from mlprune.cli import app
 from mlprune.errors import MlpruneError
-from mlprune.pareto import (check_locks, drop_removed_stages, experiment_runs, flatten, on_front, pareto_rows,
-                             read_exp_show, stale_stages)
+from mlprune.pareto import (
+    check_locks,
+    drop_removed_stages,
+    experiment_runs,
+    flatten,
+    on_front,
+    pareto_rows,
+    read_exp_show,
+    stale_stages,
+)
 
 EXP_SHOW = Path(__file__).parent / "data" / "exp_show.json"
 
