@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlprune.models.batch_norm import BatchNorm2d
 from mlprune.models.layers import ConvDef
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class VGGTrunk(nn.Module):
             self.convs[d.name] = nn.Conv2d(in_channels, out, d.kernel, d.stride, d.padding, d.dilation,
                                            bias=not spec.batch_norm)
             if spec.batch_norm:
-                self.norms[d.name] = nn.BatchNorm2d(out)
+                self.norms[d.name] = BatchNorm2d(out)
             in_channels = out
         for conv in self.convs.values():
             nn.init.xavier_uniform_(conv.weight)
