@@ -11,14 +11,16 @@ from mlprune.models.build import freeze_before
 from mlprune.pipeline.phase_config import PhaseConfig
 from mlprune.pipeline.training import training_set
 from mlprune.pruning.phases import phase_layers
-from mlprune.pruning.sparsity import conv_weights, l1_penalty, l1_proximal, weight_histogram
+from mlprune.pruning.sparsity import (conv_weights, group_dims, group_lasso_proximal, l1_penalty, l1_proximal,
+                                      weight_histogram)
 from mlprune.runtime import RuntimeConfig, setup
 from mlprune.train import train
 
 
 def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: RuntimeConfig,
                 out: Path, history_csv: Path, hist_dir: Path, work_dir: Path, schedule_key: str) -> None:
-    """Fine-tune with task loss + lambda * sum |w| over the phase's penalised convs.
+    """Fine-tune with task loss + lambda * sum |w| over the phase's penalised convs (or, with
+    `l1_method: group_lasso`, lambda times the group lasso of `group_lasso_proximal`).
 
     `schedule_key` names `phase.l1` in params.yaml (phases.<phase>.l1) for error messages.
     """
@@ -31,6 +33,9 @@ def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: Runt
         freeze_before(model, phase.layers[0])
     if phase.l1_method == "proximal":
         regulariser = {"after_step": l1_proximal(roles.penalised, phase.l1_strength)}
+    elif phase.l1_method == "group_lasso":
+        groups = group_dims(roles.selected, roles.penalised)
+        regulariser = {"after_step": group_lasso_proximal(groups, phase.l1_strength)}
     else:
         regulariser = {"penalty": l1_penalty(roles.penalised, phase.l1_strength)}
     history = train(model, dataset, phase.l1, device=device, seed=runtime.seed, work_dir=work_dir,

@@ -21,6 +21,7 @@ from mlprune.train import TrainConfig
 
 PRETRAIN = "pretrain"  # the stage whose model the first phase starts from
 PHASE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+L1_METHODS = ("proximal", "penalty", "group_lasso")
 TOLERANCE_REFERENCES = {"l1": "L1 model", "start": "start model"}  # value -> the model's name in messages
 
 
@@ -31,7 +32,9 @@ class PhaseConfig:
     start: str  # the stage whose model this phase starts from: pretrain or the previous phase
     layers: list[str]
     l1_strength: float  # lambda of the L1 term
-    l1_method: str  # proximal: soft-threshold after each step (exact zeros); penalty: add it to the loss
+    # proximal: soft-threshold after each step (exact zeros); penalty: add it to the loss;
+    # group_lasso: the proximal step of a group lasso on whole filters (a structured option)
+    l1_method: str
     l1: TrainConfig
     retrain: TrainConfig
     select: SelectionRule = field(default_factory=SelectionRule)
@@ -45,8 +48,8 @@ class PhaseConfig:
 
     def __post_init__(self) -> None:
         require(self.l1_strength >= 0, "l1_strength", f"must be >= 0, got {self.l1_strength}")
-        require(self.l1_method in ("proximal", "penalty"), "l1_method",
-                f"proximal or penalty, got {self.l1_method!r}")
+        require(self.l1_method in L1_METHODS, "l1_method",
+                f"one of {', '.join(L1_METHODS)}, got {self.l1_method!r}")
         require(0 <= self.tolerance <= 1, "tolerance", f"must be in [0, 1], got {self.tolerance}")
         require(self.tolerance_reference in TOLERANCE_REFERENCES, "tolerance_reference",
                 f"l1 or start, got {self.tolerance_reference!r}")

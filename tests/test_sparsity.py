@@ -1,0 +1,62 @@
+"""The L1 and group-lasso proximal steps."""
+
+import pytest
+import torch
+
+from mlprune.errors import ConfigError
+from mlprune.models.arch import build_spec
+from mlprune.models.build import build_model
+from mlprune.pipeline.phase_config import parse_phases
+from mlprune.pruning.phases import phase_layers
+from mlprune.pruning.sparsity import conv_weights, group_dims, group_lasso_proximal, l1_proximal
+
+SPEC = build_spec("ssd300", 3, width=0.0625)
+PHASE2 = ["conv4_3", "conv5_1", "conv5_2", "conv5_3", "conv6", "conv7"]
+
+
+def test_group_dims_are_filters_of_selected_layers_and_input_slices_of_the_rest():
+    roles = phase_layers(SPEC, PHASE2)
+    dims = group_dims(roles.selected, roles.penalised)
+    assert set(dims) == set(roles.penalised)
+    assert all(dims[name] == 0 for name in roles.selected)
+    assert dims["conv7"] == 1 and all(dims[head] == 1 for head in SPEC.heads_of("conv4_3"))
+
+
+def test_group_lasso_zeroes_weak_groups_whole_and_shrinks_the_others_by_the_step():
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    names = ["conv5_1", "conv7"]
+    weights = conv_weights(model, names)
+    with torch.no_grad():
+        weights["conv5_1"][0].mul_(1e-3)  # a weak filter
+        weights["conv7"][:, 1].mul_(1e-3)  # a weak input slice
+    before = {name: w.detach().clone() for name, w in weights.items()}
+    lr, strength = 1e-2, 0.05
+    group_lasso_proximal({"conv5_1": 0, "conv7": 1}, strength)(model, lr)
+
+    filters = weights["conv5_1"].flatten(1)
+    assert torch.count_nonzero(filters[0]) == 0 and torch.count_nonzero(filters[1:].norm(dim=1)) == len(filters) - 1
+    step = lr * strength * filters.shape[1] ** 0.5
+    old = before["conv5_1"].flatten(1)
+    torch.testing.assert_close(filters[1:].norm(dim=1), old[1:].norm(dim=1) - step)
+    torch.testing.assert_close(filters[1:] / filters[1:].norm(dim=1, keepdim=True),
+                               old[1:] / old[1:].norm(dim=1, keepdim=True))  # direction kept
+    slices = weights["conv7"].transpose(0, 1).flatten(1)
+    assert torch.count_nonzero(slices[1]) == 0 and bool((slices.norm(dim=1) > 0).sum() == len(slices) - 1)
+
+
+def test_l1_proximal_soft_thresholds_every_weight():
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    weight = conv_weights(model, ["conv5_1"])["conv5_1"]
+    before = weight.detach().clone()
+    l1_proximal(["conv5_1"], 0.5)(model, 1e-3)
+    torch.testing.assert_close(weight, before.sign() * (before.abs() - 5e-4).clamp_min(0))
+
+
+def test_l1_method_is_checked():
+    defaults = {"l1_strength": 0.1, "l1": {"epochs": 1}, "retrain": {"epochs": 1}}
+    phases = {"p1": {"start": "pretrain", "layers": ["conv1_1", "conv1_2"]}}
+    assert parse_phases(phases, {**defaults, "l1_method": "group_lasso"}, "ssd300")["p1"].l1_method == "group_lasso"
+    with pytest.raises(ConfigError, match="l1_method.*proximal, penalty, group_lasso.*'lasso'"):
+        parse_phases(phases, {**defaults, "l1_method": "lasso"}, "ssd300")
