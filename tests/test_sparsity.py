@@ -8,7 +8,14 @@ from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.pipeline.phase_config import parse_phases
 from mlprune.pruning.phases import phase_layers
-from mlprune.pruning.sparsity import conv_weights, group_dims, group_lasso_proximal, l1_proximal
+from mlprune.pruning.sparsity import (
+    apply_threshold,
+    conv_weights,
+    group_dims,
+    group_lasso_proximal,
+    l1_proximal,
+    threshold_groups,
+)
 
 SPEC = build_spec("ssd300", 3, width=0.0625)
 PHASE2 = ["conv4_3", "conv5_1", "conv5_2", "conv5_3", "conv6", "conv7"]
@@ -60,3 +67,20 @@ def test_l1_method_is_checked():
     assert parse_phases(phases, {**defaults, "l1_method": "group_lasso"}, "ssd300")["p1"].l1_method == "group_lasso"
     with pytest.raises(ConfigError, match="l1_method.*proximal, penalty, group_lasso.*'lasso'"):
         parse_phases(phases, {**defaults, "l1_method": "lasso"}, "ssd300")
+
+
+def test_a_group_threshold_zeroes_groups_whole_by_their_rms():
+    weight = torch.tensor([[[[0.1, -0.1]]], [[[0.3, 0.0]]], [[[2.0, -0.05]]]])  # 3 filters, RMS 0.1, 0.21, 1.4
+    by_weight, by_group = {"c": weight.clone()}, {"c": weight.clone()}
+    apply_threshold(by_weight, 0.2)
+    apply_threshold(by_group, 0.2, groups={"c": 0})
+    assert by_weight["c"].flatten().tolist() == pytest.approx([0, 0, 0.3, 0, 2.0, 0])
+    assert by_group["c"].flatten().tolist() == pytest.approx([0, 0, 0.3, 0, 2.0, -0.05])
+
+
+def test_threshold_groups_only_for_the_group_lasso():
+    roles = phase_layers(SPEC, PHASE2)
+    assert threshold_groups("proximal", roles.selected, roles.penalised) is None
+    assert threshold_groups("penalty", roles.selected, roles.penalised) is None
+    assert threshold_groups("group_lasso", roles.selected, roles.penalised) == group_dims(roles.selected,
+                                                                                         roles.penalised)

@@ -11,8 +11,14 @@ from mlprune.models.build import freeze_before
 from mlprune.pipeline.phase_config import PhaseConfig
 from mlprune.pipeline.training import training_set
 from mlprune.pruning.phases import phase_layers
-from mlprune.pruning.sparsity import (conv_weights, group_dims, group_lasso_proximal, l1_penalty, l1_proximal,
-                                      weight_histogram)
+from mlprune.pruning.sparsity import (
+    conv_weights,
+    group_dims,
+    group_lasso_proximal,
+    l1_penalty,
+    l1_proximal,
+    weight_histogram,
+)
 from mlprune.runtime import RuntimeConfig, setup
 from mlprune.train import train
 

@@ -11,7 +11,7 @@ from mlprune.checkpoint import load_weights
 from mlprune.pipeline.report import read_metrics
 from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.selection import SelectionRule, select_filters, selection_to_json
-from mlprune.pruning.sparsity import apply_threshold, count_nonzero, state_weights
+from mlprune.pruning.sparsity import apply_threshold, count_nonzero, group_dims, state_weights
 
 
 def select(l1_model: Path, start: Path, chosen_json: Path, layers: list[str], rule: SelectionRule,
@@ -20,10 +20,13 @@ def select(l1_model: Path, start: Path, chosen_json: Path, layers: list[str], ru
     spec, state = load_weights(l1_model)
     start_spec, start_state = load_weights(start)
     roles = phase_layers(spec, layers)
-    t = read_metrics(chosen_json)["t"]
+    chosen = read_metrics(chosen_json)
+    t = chosen["t"]
+    # threshold.json without `compared` (written before the group lasso existed) compared weights
+    groups = group_dims(roles.selected, roles.penalised) if chosen.get("compared") == "group_rms" else None
     before = count_nonzero(state_weights(start_spec, start_state, roles.penalised))
     weights = state_weights(spec, state, roles.penalised)
-    apply_threshold(weights, t)
+    apply_threshold(weights, t, groups)
     after = count_nonzero(weights)
     selection = select_filters(roles.selected, weights, roles.consumers, rule)
     removed = sum(len(s.removed) for s in selection.values())

@@ -13,6 +13,7 @@ from mlprune.data.splits import DataConfig
 from mlprune.evaluation.tasks import validation_scorer
 from mlprune.pipeline.phase_config import TOLERANCE_REFERENCES, PhaseConfig
 from mlprune.pruning.phases import phase_layers
+from mlprune.pruning.sparsity import threshold_groups
 from mlprune.pruning.threshold import ThresholdConfig, choose_threshold, sweep_thresholds
 from mlprune.runtime import RuntimeConfig
 
@@ -21,7 +22,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
                      data: DataConfig, runtime: RuntimeConfig, batch_size: int, sweep_csv: Path,
                      chosen_json: Path) -> None:
     """Sweep the grid on the validation split; keep the largest t within tolerance of the
-    reference model (`phase.tolerance_reference`: the L1 model or the phase's start model)."""
+    reference model (`phase.tolerance_reference`: the L1 model or the phase's start model).
+    `compared` in the JSON says what t is compared with (`threshold_groups`), for `select`."""
     model = load_checkpoint(l1_model, data.classes)
     roles = phase_layers(model.spec, phase.layers)
     task, score = validation_scorer(model.spec, data, runtime, batch_size)
@@ -30,7 +32,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
     tqdm.write(f"threshold search: validation {task.score_name}: start model {scores['start']:.4f}, "
                f"L1 model {scores['l1']:.4f}; tolerance {phase.tolerance} below the "
                f"{TOLERANCE_REFERENCES[phase.tolerance_reference]}'s")
-    rows = sweep_thresholds(model, roles.penalised, config, score)
+    groups = threshold_groups(phase.l1_method, roles.selected, roles.penalised)
+    rows = sweep_thresholds(model, roles.penalised, config, score, groups)
     write_csv(sweep_csv, rows)  # written before choosing, so a failed search can be inspected
     chosen = choose_threshold(rows, reference, phase.tolerance, TOLERANCE_REFERENCES[phase.tolerance_reference])
     warning = largest_grid_warning(chosen["grid"], config.grid)
@@ -40,7 +43,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
                              "reference": phase.tolerance_reference, "reference_score": reference,
                              "l1_score": scores["l1"], "start_score": scores["start"],
                              "tolerance": phase.tolerance, "sparsity": chosen["sparsity"],
-                             "largest_grid_value": warning is not None})
+                             "largest_grid_value": warning is not None,
+                             "compared": "weight" if groups is None else "group_rms"})
 
 
 def largest_grid_warning(chosen: float, grid: Sequence[float]) -> str | None:

@@ -84,11 +84,25 @@ def mean_abs_weight(model: nn.Module, names: Sequence[str]) -> float:
     return float(sum(float(w.detach().abs().sum()) for w in weights) / sum(w.numel() for w in weights))
 
 
+def threshold_groups(l1_method: str, selected: Sequence[str], penalised: Sequence[str]) -> dict[str, int] | None:
+    """What the global threshold is compared with: each weight's |w| (None) after the
+    weight-level L1, or after the group lasso each group's RMS (`group_dims`), so that a
+    group goes whole; a weight-level threshold would scatter zeros over the dense groups
+    the group lasso keeps."""
+    return group_dims(selected, penalised) if l1_method == "group_lasso" else None
+
+
 @torch.no_grad()
-def apply_threshold(weights: Mapping[str, torch.Tensor], threshold: float) -> None:
-    """Zero, in place, every weight with |w| < threshold (`weights`: `conv_weights`' tensors)."""
-    for weight in weights.values():
-        weight[weight.abs() < threshold] = 0.0
+def apply_threshold(weights: Mapping[str, torch.Tensor], threshold: float,
+                    groups: Mapping[str, int] | None = None) -> None:
+    """Zero, in place, every weight with |w| < threshold (`weights`: `conv_weights`' tensors),
+    or with `groups` (`threshold_groups`) every group whose RMS is < threshold."""
+    for name, weight in weights.items():
+        if groups is None:
+            weight[weight.abs() < threshold] = 0.0
+        else:
+            others = [d for d in range(weight.dim()) if d != groups[name]]
+            weight.mul_(weight.pow(2).mean(dim=others, keepdim=True).sqrt() >= threshold)
 
 
 def count_nonzero(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:

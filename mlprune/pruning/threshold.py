@@ -8,7 +8,7 @@ weights have very different scales.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -40,14 +40,17 @@ class NoThresholdWithinTolerance(MlpruneError):
 
 
 def sweep_thresholds(model: nn.Module, names: Sequence[str], config: ThresholdConfig,
-                     score: Callable[[nn.Module], float]) -> list[dict[str, float]]:
+                     score: Callable[[nn.Module], float],
+                     groups: Mapping[str, int] | None = None) -> list[dict[str, float]]:
     """Score the model thresholded at every grid value (ascending, in place: model ends
-    thresholded at the largest value). Rows: grid, t, score, sparsity, nonzero_params."""
+    thresholded at the largest value); `groups` as in `apply_threshold`.
+    Rows: grid, t, score, sparsity, nonzero_params."""
     unit = mean_abs_weight(model, names) if config.relative_to == "mean_abs" else 1.0
     rows = []
     for value in tqdm(config.grid, desc="threshold search", leave=False):
         t = value * unit
-        apply_threshold(conv_weights(model, names), t)  # zeroing is monotone in t, so ascending order needs no reset
+        # zeroing is monotone in t, so ascending order needs no reset
+        apply_threshold(conv_weights(model, names), t, groups)
         rows.append({"grid": value, "t": t, "score": score(model), "sparsity": round(sparsity(model, names), 5),
                      "nonzero_params": sum(count_nonzero(conv_weights(model, names)).values())})
         tqdm.write(f"  t={t:.3g}: score {rows[-1]['score']:.4f}, sparsity {rows[-1]['sparsity']:.3f}")
