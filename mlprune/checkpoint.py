@@ -97,8 +97,7 @@ def load_weights(path: str | Path) -> tuple[ArchSpec, dict[str, torch.Tensor]]:
     problems = [problem for name, layer_path in spec.family.layer_paths(spec).items()
                 if (problem := _channel_problem(spec, name, f"{layer_path}.weight", state.get(f"{layer_path}.weight")))]
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(f"{path}: state_dict does not match its spec: {problems[0]}{more}")
+        raise _spec_mismatch(path, problems)
     check_finite(str(path), state)
     return spec, state
 
@@ -146,6 +145,12 @@ def check_finite(where: str, state: dict[str, Any]) -> None:
                                   "that wrote it diverged")
 
 
+def _spec_mismatch(path: str | Path, problems: list[str]) -> CheckpointError:
+    """One line for every way the stored weights differ from their spec: the first, and how many more."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return CheckpointError(f"{path}: state_dict does not match its spec: {problems[0]}{more}")
+
+
 def check_state_dict(path: str | Path, found: Any, expected: dict[str, torch.Tensor]) -> None:
     """The stored weights have exactly the keys and shapes the spec builds; else one line
     naming the first difference."""
@@ -159,5 +164,4 @@ def check_state_dict(path: str | Path, found: Any, expected: dict[str, torch.Ten
             shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             problems.append(f"{key} is {shape} in the file but {list(tensor.shape)} by the spec")
     if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CheckpointError(f"{path}: state_dict does not match its spec: {problems[0]}{more}")
+        raise _spec_mismatch(path, problems)

@@ -47,9 +47,9 @@ class _ChannelsLastBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
-        k = _lanes(x.shape[1], x.numel() // x.shape[1])
+        count = x.numel() // x.shape[1]  # values per channel
+        k = _lanes(x.shape[1], count)
         rows = _rows(x, k)
-        count = x.numel() // x.shape[1]
         mean = _channel_sums(rows, k) / count
         centred = rows - mean.repeat(k)
         var = _channel_sums(centred * centred, k) / count
@@ -89,7 +89,7 @@ class BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         y, mean, var = _ChannelsLastBatchNorm.apply(x, self.weight, self.bias, self.eps)
         if self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), x.numel() // x.shape[1])
+            self._update_running_stats(mean.detach(), var.detach(), count=x.numel() // x.shape[1])
         return y
 
     def _fast_path(self, x: torch.Tensor) -> bool:

@@ -57,6 +57,11 @@ def group_dims(selected: Sequence[str], penalised: Sequence[str]) -> dict[str, i
     return {name: 0 if name in selected else 1 for name in penalised}
 
 
+def _within_group(weight: torch.Tensor, dim: int) -> list[int]:
+    """The dims one group spans: all but `dim`, the one groups run along."""
+    return [d for d in range(weight.dim()) if d != dim]
+
+
 def group_lasso_proximal(groups: Mapping[str, int], strength: float) -> Callable[[nn.Module, float], None]:
     """The proximal step of the group lasso `strength * sum_g sqrt(|g|) * ||w_g||_2` (Wen et
     al., 2016), `groups` from `group_dims`: after each optimizer update, every group's norm
@@ -70,10 +75,8 @@ def group_lasso_proximal(groups: Mapping[str, int], strength: float) -> Callable
     @torch.no_grad()
     def shrink(model: nn.Module, lr: float) -> None:
         for name, weight in conv_weights(model, list(groups)).items():
-            dim = groups[name]
-            others = [d for d in range(weight.dim()) if d != dim]
-            norms = torch.linalg.vector_norm(weight, dim=others, keepdim=True)
-            step = lr * strength * (weight.numel() // weight.shape[dim]) ** 0.5
+            norms = torch.linalg.vector_norm(weight, dim=_within_group(weight, groups[name]), keepdim=True)
+            step = lr * strength * (weight.numel() // weight.shape[groups[name]]) ** 0.5
             weight.mul_((1 - step / norms.clamp_min(torch.finfo(weight.dtype).tiny)).clamp_min(0))
 
     return shrink
@@ -101,8 +104,8 @@ def apply_threshold(weights: Mapping[str, torch.Tensor], threshold: float,
         if groups is None:
             weight[weight.abs() < threshold] = 0.0
         else:
-            others = [d for d in range(weight.dim()) if d != groups[name]]
-            weight.mul_(weight.pow(2).mean(dim=others, keepdim=True).sqrt() >= threshold)
+            rms = weight.pow(2).mean(dim=_within_group(weight, groups[name]), keepdim=True).sqrt()
+            weight.mul_(rms >= threshold)
 
 
 def count_nonzero(weights: Mapping[str, torch.Tensor]) -> dict[str, int]:
