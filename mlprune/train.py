@@ -31,7 +31,9 @@ from mlprune.runtime import autocast, resolve_precision
 from mlprune.schedule import TrainConfig, epoch_steps, lr_factor
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
-AfterStep = Callable[[nn.Module, float], None]  # called with the step's learning rate after each update
+# Called after each update with the step's learning rate and the fraction of training done
+# (step / total steps; it counts from the scheduler, so a resumed run carries on where it was).
+AfterStep = Callable[[nn.Module, float, float], None]
 
 
 class TrainingDiverged(MlpruneError):
@@ -143,7 +145,7 @@ def _train_epoch(step: StepRunner, dataset, steps, config, scheduler, after_step
         parts = step([dataset[j] for j in distributed.rank_share(batch).tolist()])
         stop_if_not_finite(parts["loss"], desc, i)
         if after_step is not None:
-            after_step(step.model, scheduler.get_last_lr()[0])
+            after_step(step.model, scheduler.get_last_lr()[0], (scheduler.last_epoch + 1) / (steps * config.epochs))
         scheduler.step()
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + float(value)

@@ -172,6 +172,13 @@ def test_min_keep_rescues_the_densest_filters(min_keep, kept):
     assert {i for i, why in result.reasons.items() if why == "min_keep"} == set(kept)
 
 
+@pytest.mark.parametrize(("fraction", "kept"), [(0.0, [2]), (0.5, [1, 2]), (0.6, [1, 2, 3])])
+def test_min_keep_fraction_caps_the_cut_of_a_layer(fraction, kept):
+    layer = torch.stack([with_zeros((8, 3, 3), 72 - n) for n in (0, 1, 3, 1)])  # as above: all four removable
+    result = select_filters(["a"], {"a": layer}, {}, SelectionRule(min_keep_fraction=fraction))["a"]
+    assert result.kept == kept  # ceil(fraction * 4) of them, the densest, and never fewer than min_keep (1)
+
+
 def test_min_keep_tops_up_filters_kept_by_the_rule():
     layer = torch.stack([torch.ones(9), with_zeros((9,), 9), with_zeros((9,), 8)])
     unread = torch.zeros(1, 3)
@@ -192,7 +199,8 @@ def test_inputs_are_not_mutated():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("gate", 1.5), ("filter_sparsity", -0.1), ("consumer_sparsity", float("nan")), ("gate", True)],
+    [("gate", 1.5), ("filter_sparsity", -0.1), ("consumer_sparsity", float("nan")), ("gate", True),
+     ("min_keep_fraction", 1.2)],
 )
 def test_rule_rejects_bad_fractions(field, value):
     with pytest.raises(ConfigError, match=rf"^{field}: must be in \[0, 1\], got"):
@@ -215,7 +223,8 @@ WIDTHS = {"conv1": 4, "conv2": 5, "conv3": 3}
 
 def test_json_document_is_readable(chain):
     doc = selection_to_json(chain, RULE, WIDTHS)
-    assert doc["rule"] == {"gate": 0.8, "filter_sparsity": 0.95, "consumer_sparsity": 0.95, "min_keep": 1}
+    assert doc["rule"] == {"gate": 0.8, "filter_sparsity": 0.95, "consumer_sparsity": 0.95, "min_keep": 1,
+                           "min_keep_fraction": 0.0}
     assert doc["layers"]["conv1"]["reasons"] == {"1": "empty_filter", "2": "unread_by_consumers"}
     assert doc["layers"]["conv1"]["width_before"] == 4
     assert doc["layers"]["conv1"]["width_after"] == 2

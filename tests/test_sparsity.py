@@ -14,6 +14,7 @@ from mlprune.pruning.sparsity import (
     group_dims,
     group_lasso_proximal,
     l1_proximal,
+    ramped,
     threshold_groups,
 )
 
@@ -39,7 +40,7 @@ def test_group_lasso_zeroes_weak_groups_whole_and_shrinks_the_others_by_the_step
         weights["conv7"][:, 1].mul_(1e-3)  # a weak input slice
     before = {name: w.detach().clone() for name, w in weights.items()}
     lr, strength = 1e-2, 0.05
-    group_lasso_proximal({"conv5_1": 0, "conv7": 1}, strength)(model, lr)
+    group_lasso_proximal({"conv5_1": 0, "conv7": 1}, strength)(model, lr, 0.5)
 
     filters = weights["conv5_1"].flatten(1)
     assert torch.count_nonzero(filters[0]) == 0 and torch.count_nonzero(filters[1:].norm(dim=1)) == len(filters) - 1
@@ -57,8 +58,32 @@ def test_l1_proximal_soft_thresholds_every_weight():
     model = build_model(SPEC)
     weight = conv_weights(model, ["conv5_1"])["conv5_1"]
     before = weight.detach().clone()
-    l1_proximal(["conv5_1"], 0.5)(model, 1e-3)
+    l1_proximal(["conv5_1"], 0.5)(model, 1e-3, 0.5)
     torch.testing.assert_close(weight, before.sign() * (before.abs() - 5e-4).clamp_min(0))
+
+
+def test_a_ramp_raises_lambda_linearly_then_holds_it():
+    assert [ramped(0.8, 0.5, p) for p in (0.0, 0.25, 0.5, 0.9)] == [0.0, 0.4, 0.8, 0.8]
+    assert ramped(0.8, 0.0, 0.0) == 0.8  # no ramp: full strength from the first step
+
+
+def test_a_ramped_proximal_step_shrinks_by_the_ramped_lambda():
+    torch.manual_seed(0)
+    model = build_model(SPEC)
+    weight = conv_weights(model, ["conv5_1"])["conv5_1"]
+    before = weight.detach().clone()
+    l1_proximal(["conv5_1"], 0.5, ramp=0.5)(model, 1e-3, 0.1)  # a fifth of the way up the ramp
+    torch.testing.assert_close(weight, before.sign() * (before.abs() - 1e-4).clamp_min(0))
+
+
+def test_l1_ramp_is_checked():
+    defaults = {"l1_strength": 0.1, "l1": {"epochs": 1}, "retrain": {"epochs": 1}}
+    phases = {"p1": {"start": "pretrain", "layers": ["conv1_1", "conv1_2"]}}
+    assert parse_phases(phases, {**defaults, "l1_method": "proximal", "l1_ramp": 0.5}, "ssd300")["p1"].l1_ramp == 0.5
+    with pytest.raises(ConfigError, match=r"phase_defaults.l1_ramp: must be in \[0, 1\], got 1.5"):
+        parse_phases(phases, {**defaults, "l1_method": "proximal", "l1_ramp": 1.5}, "ssd300")
+    with pytest.raises(ConfigError, match="phase_defaults.l1_ramp: .*needs l1_method proximal or group_lasso"):
+        parse_phases(phases, {**defaults, "l1_method": "penalty", "l1_ramp": 0.5}, "ssd300")
 
 
 def test_l1_method_is_checked():

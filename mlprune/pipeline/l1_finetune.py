@@ -38,10 +38,10 @@ def l1_finetune(start: Path, phase: PhaseConfig, data: DataConfig, runtime: Runt
     if phase.freeze_earlier:
         freeze_before(model, phase.layers[0])
     if phase.l1_method == "proximal":
-        regulariser = {"after_step": l1_proximal(roles.penalised, phase.l1_strength)}
+        regulariser = {"after_step": l1_proximal(roles.penalised, phase.l1_strength, phase.l1_ramp)}
     elif phase.l1_method == "group_lasso":
         groups = group_dims(roles.selected, roles.penalised)
-        regulariser = {"after_step": group_lasso_proximal(groups, phase.l1_strength)}
+        regulariser = {"after_step": group_lasso_proximal(groups, phase.l1_strength, phase.l1_ramp)}
     else:
         regulariser = {"penalty": l1_penalty(roles.penalised, phase.l1_strength)}
     history = train(model, dataset, phase.l1, device=device, seed=runtime.seed, work_dir=work_dir,

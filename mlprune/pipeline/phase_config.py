@@ -37,6 +37,9 @@ class PhaseConfig:
     l1_method: str
     l1: TrainConfig
     retrain: TrainConfig
+    # The first fraction of the L1 fine-tune over which lambda rises linearly from 0 (proximal
+    # and group_lasso; 0: full strength from the first step).
+    l1_ramp: float = 0.0
     select: SelectionRule = field(default_factory=SelectionRule)
     tolerance: float = 0.01  # allowed drop of validation mAP when thresholding
     # The model the tolerance is measured from: `l1` (the paper's Algorithm step 1: the L1
@@ -50,6 +53,9 @@ class PhaseConfig:
         require(self.l1_strength >= 0, "l1_strength", f"must be >= 0, got {self.l1_strength}")
         require(self.l1_method in L1_METHODS, "l1_method",
                 f"one of {', '.join(L1_METHODS)}, got {self.l1_method!r}")
+        require(0 <= self.l1_ramp <= 1, "l1_ramp", f"must be in [0, 1], got {self.l1_ramp}")
+        require(self.l1_ramp == 0 or self.l1_method != "penalty", "l1_ramp",
+                "ramps the proximal step, so needs l1_method proximal or group_lasso (got penalty)")
         require(0 <= self.tolerance <= 1, "tolerance", f"must be in [0, 1], got {self.tolerance}")
         require(self.tolerance_reference in TOLERANCE_REFERENCES, "tolerance_reference",
                 f"l1 or start, got {self.tolerance_reference!r}")

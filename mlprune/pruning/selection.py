@@ -9,6 +9,7 @@ inputs. Weights are the thresholded ones: small weights are already exactly zero
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,15 +26,23 @@ MIN_KEEP = "min_keep"
 
 @dataclass(frozen=True)
 class SelectionRule:
-    """Thresholds of Algorithm 1: s'_F (gate), s_F, s_G, and the never-empty floor."""
+    """Thresholds of Algorithm 1: s'_F (gate), s_F, s_G, and the never-empty floor: at least
+    `min_keep` filters and `min_keep_fraction` of a layer's width stay (the densest ones)."""
 
     gate: float = 0.8
     filter_sparsity: float = 0.95
     consumer_sparsity: float = 0.95
     min_keep: int = 1
+    # One global threshold can leave a layer whose weights are small everywhere almost empty
+    # (the phase-2 probe cut conv5_3 from 128 filters to 1); a fraction caps any layer's cut.
+    min_keep_fraction: float = 0.0
+
+    def floor(self, width: int) -> int:
+        """Filters a layer of `width` keeps at least."""
+        return min(max(self.min_keep, math.ceil(self.min_keep_fraction * width)), width)
 
     def __post_init__(self) -> None:
-        for name in ("gate", "filter_sparsity", "consumer_sparsity"):
+        for name in ("gate", "filter_sparsity", "consumer_sparsity", "min_keep_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"{name}: must be in [0, 1], got {value!r}")
@@ -142,7 +151,7 @@ def decide_removals(
 ) -> dict[int, str]:
     """Reasons per filter index: removals, plus the densest ones rescued by min_keep.
 
-    Rescuing the densest removal candidates equals keeping the `min_keep` densest
+    Rescuing the densest removal candidates equals keeping the `rule.floor` densest
     filters overall: a filter kept by the rule is below the gate, so it is denser.
     """
     reasons = {}
@@ -153,7 +162,7 @@ def decide_removals(
             reasons[i] = EMPTY_FILTER
         elif g >= rule.consumer_sparsity:
             reasons[i] = UNREAD_BY_CONSUMERS
-    excess = len(reasons) - (len(s_f) - min(rule.min_keep, len(s_f)))
+    excess = len(reasons) - (len(s_f) - rule.floor(len(s_f)))
     for i in sorted(reasons, key=lambda i: (-nonzero[i], i))[: max(excess, 0)]:
         reasons[i] = MIN_KEEP
     return reasons

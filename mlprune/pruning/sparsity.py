@@ -32,9 +32,20 @@ def l1_penalty(names: Sequence[str], strength: float) -> Callable[[nn.Module], t
     return penalty
 
 
-def l1_proximal(names: Sequence[str], strength: float) -> Callable[[nn.Module, float], None]:
+def ramped(strength: float, ramp: float, progress: float) -> float:
+    """lambda at `progress` (the fraction of the fine-tune done) under a ramp that raises it
+    linearly from 0 to `strength` over the first `ramp` of the fine-tune (0: no ramp).
+
+    Under Adam a proximal step of lr * lambda keeps a weight only while its gradient's
+    consistency |m| / sqrt(v) exceeds lambda, so a strong lambda from the first step empties
+    layers before the task loss can move their work into fewer filters; a ramp raises
+    the bar step by step instead."""
+    return strength * min(1.0, progress / ramp) if ramp > 0 else strength
+
+
+def l1_proximal(names: Sequence[str], strength: float, ramp: float = 0.0) -> Callable[[nn.Module, float, float], None]:
     """The proximal step of `strength * sum |w|`: soft-threshold the named convs' weights
-    by lr * strength after each optimizer update.
+    by lr * strength (`ramped` over the first `ramp` of the fine-tune) after each optimizer update.
 
     This minimises the same objective as adding the penalty to the loss, but unlike a
     (sub)gradient through Adam, whose per-weight normalisation makes the L1 term's pull
@@ -43,9 +54,10 @@ def l1_proximal(names: Sequence[str], strength: float) -> Callable[[nn.Module, f
     """
 
     @torch.no_grad()
-    def shrink(model: nn.Module, lr: float) -> None:
+    def shrink(model: nn.Module, lr: float, progress: float) -> None:
+        step = lr * ramped(strength, ramp, progress)
         for weight in conv_weights(model, names).values():
-            weight.copy_(weight.sign() * (weight.abs() - lr * strength).clamp_min(0))
+            weight.copy_(weight.sign() * (weight.abs() - step).clamp_min(0))
 
     return shrink
 
@@ -62,10 +74,11 @@ def _within_group(weight: torch.Tensor, dim: int) -> list[int]:
     return [d for d in range(weight.dim()) if d != dim]
 
 
-def group_lasso_proximal(groups: Mapping[str, int], strength: float) -> Callable[[nn.Module, float], None]:
+def group_lasso_proximal(groups: Mapping[str, int], strength: float,
+                         ramp: float = 0.0) -> Callable[[nn.Module, float, float], None]:
     """The proximal step of the group lasso `strength * sum_g sqrt(|g|) * ||w_g||_2` (Wen et
     al., 2016), `groups` from `group_dims`: after each optimizer update, every group's norm
-    shrinks by lr * strength * sqrt(|g|), and a group below that becomes exactly zero whole.
+    shrinks by lr * strength * sqrt(|g|) (strength `ramped`), and a group below that becomes exactly zero whole.
 
     The structured alternative to `l1_proximal`: it empties whole filters (and whole input
     slices of their consumers) instead of scattering zeros. With sqrt(|g|) a group whose
@@ -73,10 +86,10 @@ def group_lasso_proximal(groups: Mapping[str, int], strength: float) -> Callable
     """
 
     @torch.no_grad()
-    def shrink(model: nn.Module, lr: float) -> None:
+    def shrink(model: nn.Module, lr: float, progress: float) -> None:
         for name, weight in conv_weights(model, list(groups)).items():
             norms = torch.linalg.vector_norm(weight, dim=_within_group(weight, groups[name]), keepdim=True)
-            step = lr * strength * (weight.numel() // weight.shape[groups[name]]) ** 0.5
+            step = lr * ramped(strength, ramp, progress) * (weight.numel() // weight.shape[groups[name]]) ** 0.5
             weight.mul_((1 - step / norms.clamp_min(torch.finfo(weight.dtype).tiny)).clamp_min(0))
 
     return shrink
