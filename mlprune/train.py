@@ -94,7 +94,7 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     step = StepRunner(model, optimizer, config.grad_clip, device, precision, penalty,
                       forward=distributed.data_parallel(model, device))
     for epoch in range(start_epoch, config.epochs):
-        row = _train_epoch(step, dataset, steps_per_epoch, config, scheduler, after_step,
+        row = _train_epoch(step, dataset, steps_per_epoch, total, config, scheduler, after_step,
                            generator_seed=seed * 100_003 + epoch, desc=f"{desc} {epoch + 1}/{config.epochs}")
         history.append({"epoch": epoch + 1, **row})
         if distributed.is_main():
@@ -133,7 +133,7 @@ class StepRunner:
         return {name: value.detach() for name, value in {"loss": loss, **parts}.items()}
 
 
-def _train_epoch(step: StepRunner, dataset, steps, config, scheduler, after_step, generator_seed, desc):
+def _train_epoch(step: StepRunner, dataset, steps, total, config, scheduler, after_step, generator_seed, desc):
     # Augmentation draws from the global RNG: one stream per rank (rank 0's is a lone run's).
     torch.manual_seed(generator_seed + 1_000_003 * distributed.rank())
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(generator_seed))
@@ -145,7 +145,7 @@ def _train_epoch(step: StepRunner, dataset, steps, config, scheduler, after_step
         parts = step([dataset[j] for j in distributed.rank_share(batch).tolist()])
         stop_if_not_finite(parts["loss"], desc, i)
         if after_step is not None:
-            after_step(step.model, scheduler.get_last_lr()[0], (scheduler.last_epoch + 1) / (steps * config.epochs))
+            after_step(step.model, scheduler.get_last_lr()[0], (scheduler.last_epoch + 1) / total)
         scheduler.step()
         for name, value in parts.items():
             sums[name] = sums.get(name, 0.0) + float(value)

@@ -30,6 +30,10 @@ def _rows(x: torch.Tensor, k: int) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(-1, k * x.shape[1])
 
 
+def _values_per_channel(x: torch.Tensor) -> int:
+    return x.numel() // x.shape[1]
+
+
 def _channel_sums(rows: torch.Tensor, k: int) -> torch.Tensor:
     return rows.sum(0).view(k, -1).sum(0)
 
@@ -47,7 +51,7 @@ class _ChannelsLastBatchNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
-        count = x.numel() // x.shape[1]  # values per channel
+        count = _values_per_channel(x)
         k = _lanes(x.shape[1], count)
         rows = _rows(x, k)
         mean = _channel_sums(rows, k) / count
@@ -67,7 +71,7 @@ class _ChannelsLastBatchNorm(torch.autograd.Function):
         k = ctx.k
         rows = _rows(x, k)
         grad = grad_y.permute(0, 2, 3, 1).reshape(rows.shape)
-        count = rows.shape[0] * k
+        count = _values_per_channel(x)
         centred = rows - mean.repeat(k)
         grad_bias = _channel_sums(grad, k)
         grad_weight = _channel_sums(grad * centred, k) * invstd  # sum of grad * x_hat
@@ -89,7 +93,7 @@ class BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         y, mean, var = _ChannelsLastBatchNorm.apply(x, self.weight, self.bias, self.eps)
         if self.track_running_stats:
-            self._update_running_stats(mean.detach(), var.detach(), count=x.numel() // x.shape[1])
+            self._update_running_stats(mean.detach(), var.detach(), count=_values_per_channel(x))
         return y
 
     def _fast_path(self, x: torch.Tensor) -> bool:

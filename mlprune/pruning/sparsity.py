@@ -87,9 +87,10 @@ def group_lasso_proximal(groups: Mapping[str, int], strength: float,
 
     @torch.no_grad()
     def shrink(model: nn.Module, lr: float, progress: float) -> None:
+        step_per_weight = lr * ramped(strength, ramp, progress)
         for name, weight in conv_weights(model, list(groups)).items():
             norms = torch.linalg.vector_norm(weight, dim=_within_group(weight, groups[name]), keepdim=True)
-            step = lr * ramped(strength, ramp, progress) * (weight.numel() // weight.shape[groups[name]]) ** 0.5
+            step = step_per_weight * (weight.numel() // weight.shape[groups[name]]) ** 0.5
             weight.mul_((1 - step / norms.clamp_min(torch.finfo(weight.dtype).tiny)).clamp_min(0))
 
     return shrink
