@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from mlprune import distributed
 from mlprune.config import require
@@ -25,7 +26,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto: CUDA when present, else CPU
     threads: int = 2  # CPU threads; 0 leaves torch's default
     precision: str = "auto"  # training math: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16; evaluation is fp32
-    channels_last: bool = False  # NHWC convs while training: faster on CPU, rounds differently
+    channels_last: bool = False  # NHWC convs while training and evaluating: faster on CPU, rounds differently
     distributed: bool = False  # training stages started by torchrun train as one DDP job (mlprune.distributed)
 
     def __post_init__(self) -> None:
@@ -56,6 +57,21 @@ def autocast(device: torch.device, precision: str = "auto") -> contextlib.Abstra
     if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def memory_layout(model: nn.Module, channels_last: bool):
+    """`model` with NHWC weights (`common.channels_last`) inside the block, in the usual layout
+    after it. Scoring a model this way is ~2x faster on CPU at the default width: the same fp32
+    math, summed in another order."""
+    if not channels_last:
+        yield model
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
 
 
 def setup(config: RuntimeConfig, trains: bool = False) -> torch.device:

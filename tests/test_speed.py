@@ -21,7 +21,7 @@ from mlprune.evaluation.predict import predict
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.models.ssd import use_torchvision_parts
-from mlprune.runtime import autocast, deterministic_mode, resolve_precision
+from mlprune.runtime import autocast, deterministic_mode, memory_layout, resolve_precision
 from mlprune.synthetic.scenes import generate_voc_dataset
 from mlprune.train import TrainConfig, build_optimizer, fingerprint, train
 
@@ -158,3 +158,18 @@ def test_auto_precision_is_fp32_on_cpu_and_bf16_on_cuda():
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.float32
     with autocast(CPU, "bf16"):
         assert torch.mm(torch.ones(2, 2), torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_channels_last_scoring_matches_and_gives_the_model_back_in_usual_layout(voc300):
+    """Scoring in NHWC (`common.channels_last` in threshold search, check_pruned, evaluate)
+    finds the same detections up to rounding, and leaves the weights as it found them."""
+    dataset = DetectionDataset(read_split(voc300, "test", CLASSES), build_eval_transform())
+    model = fresh_model(batch_norm=False).eval()
+    nchw = predict(model, dataset, CPU, batch_size=2)
+    with memory_layout(model, channels_last=True):
+        assert model.backbone.convs.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
+        nhwc = predict(model, dataset, CPU, batch_size=2)
+    assert all(p.is_contiguous() for p in model.parameters())
+    for image_id, detections in nchw.items():
+        torch.testing.assert_close(nhwc[image_id].scores, detections.scores, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(nhwc[image_id].boxes, detections.boxes, rtol=1e-4, atol=1e-3)

@@ -21,7 +21,7 @@ from mlprune.evaluation.accuracy import per_class_accuracy, predict_labels, top1
 from mlprune.evaluation.predict import ground_truth, predict
 from mlprune.evaluation.voc_ap import evaluate_voc, write_voc_results
 from mlprune.models.arch import ArchSpec
-from mlprune.runtime import RuntimeConfig, setup
+from mlprune.runtime import RuntimeConfig, memory_layout, setup
 from mlprune.task_names import CLASSIFICATION, DETECTION
 
 Dataset = torch.utils.data.Dataset
@@ -93,4 +93,9 @@ def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
     device = setup(runtime)
     dataset = val_dataset(data, runtime.seed)
     task = task_for(data, spec)
-    return task, lambda model: task.validation_score(model, dataset, data.classes, device, batch_size)
+
+    def score(model: nn.Module) -> float:
+        with memory_layout(model, runtime.channels_last):
+            return task.validation_score(model, dataset, data.classes, device, batch_size)
+
+    return task, score

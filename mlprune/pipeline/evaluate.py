@@ -13,7 +13,7 @@ from mlprune.evaluation.config import EvalConfig
 from mlprune.evaluation.profile import cost_metrics
 from mlprune.evaluation.tasks import task_for
 from mlprune.interop.onnx_export import onnx_cpu_latency_ms
-from mlprune.runtime import RuntimeConfig, setup
+from mlprune.runtime import RuntimeConfig, memory_layout, setup
 
 
 def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, config: EvalConfig,
@@ -26,7 +26,8 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
     device = setup(runtime)
     model = load_checkpoint(checkpoint, data.classes)
     task = task_for(data, model.spec)
-    scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
+    with memory_layout(model, runtime.channels_last):
+        scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, load_checkpoint(baseline), config.latency_runs,
                         config.latency_threads, task.network_forward)
     # onnxruntime runs the network only (no resize, no NMS): compare it with gflops, not cpu_latency_ms
