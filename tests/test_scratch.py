@@ -35,11 +35,11 @@ def test_the_detection_default_budget():
     n_train = len(split_validation(list(range(1800)), 0.1, seed=0)[0])
     assert n_train == 1620
     params = load_params(ROOT / "params.yaml")
-    # Every phase: 2 L1 epochs of 800 images and 2 retrain epochs of 1,000.
-    assert training_budget(schedules_of(params), n_train) == 3 * 1616 + 4 * (1600 + 2000) == 19248
-    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 19248, n_train)
-    # 2406 steps of 8 over ceil(2406 / 202) = 12 epochs of 200 steps: 48 images short of the budget.
-    assert (schedule.epochs, schedule.epoch_images, images_seen(schedule, n_train)) == (12, 1600, 19200)
+    # Every phase: 2 L1 epochs of 600 images and 2 retrain epochs of 800.
+    assert training_budget(schedules_of(params), n_train) == 3 * 1616 + 4 * (1200 + 1600) == 16048
+    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 16048, n_train)
+    # 2006 steps of 8 over ceil(2006 / 202) = 10 epochs of 200 steps: 48 images short of the budget.
+    assert (schedule.epochs, schedule.epoch_images, images_seen(schedule, n_train)) == (10, 1600, 16000)
     assert schedule.lr == 3.0e-3 and schedule.warmup_iters == 50 and schedule.augment == ["flip"]
 
 
@@ -54,7 +54,7 @@ def test_the_classification_default_budget():
 
 def test_the_budget_follows_the_chain_to_the_source_only():
     params = load_params(ROOT / "params.yaml")
-    assert training_budget(schedules_of(params, "phase2"), 1620) == 3 * 1616 + 2 * (1600 + 2000)
+    assert training_budget(schedules_of(params, "phase2"), 1620) == 3 * 1616 + 2 * (1200 + 1600)
 
 
 def test_a_budget_under_one_batch_is_refused():
