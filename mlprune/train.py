@@ -27,7 +27,7 @@ from tqdm import tqdm
 from mlprune import distributed
 from mlprune.atomic import atomic_path
 from mlprune.errors import ConfigError, MlpruneError
-from mlprune.runtime import autocast, resolve_precision
+from mlprune.runtime import autocast, memory_layout, resolve_precision
 from mlprune.schedule import TrainConfig, epoch_steps, lr_factor
 
 Penalty = Callable[[nn.Module], torch.Tensor]  # added to the loss
@@ -80,26 +80,25 @@ def train(model: nn.Module, dataset: torch.utils.data.Dataset, config: TrainConf
     resume_file = work_dir / "resume.pt"
     run_id = fingerprint(model, config, seed, len(dataset), (resolve_precision(precision, device), channels_last))
     model.to(device).train()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, config)
-    steps_per_epoch = epoch_steps(config, len(dataset))
-    if config.epochs and not steps_per_epoch:
-        raise ConfigError(f"{desc}: batch_size {config.batch_size} is more than the "
-                          f"{min(config.epoch_images or len(dataset), len(dataset))} training images of an epoch, "
-                          "so not one step would train; lower batch_size")
-    total = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
-    start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)
-    step = StepRunner(model, optimizer, config.grad_clip, device, precision, penalty,
-                      forward=distributed.data_parallel(model, device))
-    for epoch in range(start_epoch, config.epochs):
-        row = _train_epoch(step, dataset, steps_per_epoch, total, config, scheduler, after_step,
-                           generator_seed=seed * 100_003 + epoch, desc=f"{desc} {epoch + 1}/{config.epochs}")
-        history.append({"epoch": epoch + 1, **row})
-        if distributed.is_main():
-            _save_resume(resume_file, run_id, epoch + 1, model, optimizer, scheduler, history)
-    model.to(memory_format=torch.contiguous_format).eval()
+    with memory_layout(model, channels_last):  # back in the usual layout after
+        optimizer = build_optimizer(model, config)
+        steps_per_epoch = epoch_steps(config, len(dataset))
+        if config.epochs and not steps_per_epoch:
+            raise ConfigError(f"{desc}: batch_size {config.batch_size} is more than the "
+                              f"{min(config.epoch_images or len(dataset), len(dataset))} training images of an epoch, "
+                              "so not one step would train; lower batch_size")
+        total = steps_per_epoch * config.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, config))
+        start_epoch, history = _resume(resume_file, run_id, model, optimizer, scheduler)
+        step = StepRunner(model, optimizer, config.grad_clip, device, precision, penalty,
+                          forward=distributed.data_parallel(model, device))
+        for epoch in range(start_epoch, config.epochs):
+            row = _train_epoch(step, dataset, steps_per_epoch, total, config, scheduler, after_step,
+                               generator_seed=seed * 100_003 + epoch, desc=f"{desc} {epoch + 1}/{config.epochs}")
+            history.append({"epoch": epoch + 1, **row})
+            if distributed.is_main():
+                _save_resume(resume_file, run_id, epoch + 1, model, optimizer, scheduler, history)
+    model.eval()
     distributed.finish_training()
     shutil.rmtree(work_dir, ignore_errors=True)
     return history
