@@ -46,10 +46,10 @@ def test_the_detection_default_budget():
 def test_the_classification_default_budget():
     params = resolve_preset("classification", ROOT / "configs")
     # 5,400 training crops, batches of 128: 42 steps (5,376 images) an epoch everywhere.
-    per_phase = 3 * 5376 + 8 * 5376
-    assert training_budget(schedules_of(params), 5400) == 8 * 5376 + 4 * per_phase == 279552
-    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 279552, 5400)
-    assert (schedule.epochs, schedule.epoch_images) == (52, 5376)
+    per_phase = 3 * 5376 + 12 * 5376
+    assert training_budget(schedules_of(params), 5400) == 8 * 5376 + 4 * per_phase == 365568
+    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 365568, 5400)
+    assert (schedule.epochs, schedule.epoch_images) == (68, 5376)
 
 
 def test_the_budget_follows_the_chain_to_the_source_only():
