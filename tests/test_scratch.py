@@ -35,11 +35,11 @@ def test_the_detection_default_budget():
     n_train = len(split_validation(list(range(1800)), 0.1, seed=0)[0])
     assert n_train == 1620
     params = load_params(ROOT / "params.yaml")
-    # Every phase: 2 L1 epochs of 600 images and 2 retrain epochs of 800.
-    assert training_budget(schedules_of(params), n_train) == 3 * 1616 + 4 * (1200 + 1600) == 16048
-    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 16048, n_train)
-    # 2006 steps of 8 over ceil(2006 / 202) = 10 epochs of 200 steps: 48 images short of the budget.
-    assert (schedule.epochs, schedule.epoch_images, images_seen(schedule, n_train)) == (10, 1600, 16000)
+    # Every phase: 2 L1 epochs of 600 images and 2 retrain epochs of 800 (phase 2: of 1,200).
+    assert training_budget(schedules_of(params), n_train) == 3 * 1616 + 4 * (1200 + 1600) + 800 == 16848
+    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 16848, n_train)
+    # 2106 steps of 8 over ceil(2106 / 202) = 11 epochs of 191 steps: 40 images short of the budget.
+    assert (schedule.epochs, schedule.epoch_images, images_seen(schedule, n_train)) == (11, 1528, 16808)
     assert schedule.lr == 3.0e-3 and schedule.warmup_iters == 50 and schedule.augment == ["flip"]
 
 
@@ -54,7 +54,7 @@ def test_the_classification_default_budget():
 
 def test_the_budget_follows_the_chain_to_the_source_only():
     params = load_params(ROOT / "params.yaml")
-    assert training_budget(schedules_of(params, "phase2"), 1620) == 3 * 1616 + 2 * (1200 + 1600)
+    assert training_budget(schedules_of(params, "phase2"), 1620) == 3 * 1616 + (1200 + 1600) + (1200 + 2400)
 
 
 def test_a_budget_under_one_batch_is_refused():
