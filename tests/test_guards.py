@@ -107,6 +107,31 @@ def test_tolerance_from_the_start_model(workspace, scripted_scores):
     assert not (workspace / "threshold.json").exists()
 
 
+@pytest.fixture
+def broken_l1_model(monkeypatch):
+    """The L1 model scores 0.3 on validation, the start model 0.9 (a detector: chance is 0)."""
+    scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
+    monkeypatch.setattr(threshold_search_module, "validation_scorer",
+                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores)))
+
+
+def test_an_l1_model_that_lost_most_of_the_start_models_score_is_refused(workspace, broken_l1_model):
+    set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.5)
+    result = search_threshold(workspace)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "error: threshold.min_l1_retained: the L1 model scores 0.3000 map_voc07 on validation against the start "
+        "model's 0.9000 (chance 0.0000), keeping 33% of its margin over chance, below 50%: the L1 fine-tune "
+        "broke the model; lower the phase's l1_strength or lengthen l1_ramp")
+    assert not (workspace / "threshold.json").exists() and not (workspace / "sweep.csv").exists()
+
+
+def test_the_l1_model_check_can_be_turned_off(workspace, broken_l1_model):
+    set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.0)
+    assert search_threshold(workspace).exit_code == 0
+    assert json.loads((workspace / "threshold.json").read_text())["l1_score"] == 0.3
+
+
 # --- check_pruned ----------------------------------------------------------------------
 
 def test_hardest_cut_is_the_largest_fraction_removed():

@@ -1,16 +1,23 @@
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 import torch
 
 from mlprune.errors import ConfigError
+from mlprune.evaluation.tasks import TASKS
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model
 from mlprune.pruning.sparsity import apply_threshold, conv_weights, count_nonzero, sparsity
 from mlprune.pruning.threshold import (
+    L1ModelBroken,
     NoThresholdWithinTolerance,
     ThresholdConfig,
+    check_l1_model,
     choose_threshold,
     sweep_thresholds,
 )
+from mlprune.task_names import CLASSIFICATION, DETECTION
 
 SWEEP = [
     {"grid": 0.5, "t": 0.01, "score": 0.90},
@@ -39,6 +46,27 @@ def test_no_threshold_within_tolerance_names_the_best():
 def test_bad_grids(grid, match):
     with pytest.raises(ConfigError, match=match):
         ThresholdConfig(grid=grid)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5])
+def test_min_l1_retained_is_a_fraction(value):
+    with pytest.raises(ConfigError, match=r"min_l1_retained: must be in \[0, 1\]"):
+        ThresholdConfig(grid=[1.0], min_l1_retained=value)
+
+
+def test_an_l1_model_is_judged_by_its_margin_over_chance():
+    # 5 classes, chance 0.2: the start model's margin is 0.8, half of it is 0.4
+    check_l1_model(0.61, 1.0, 0.2, 0.5, "top1")
+    with pytest.raises(L1ModelBroken, match=r"scores 0\.5900 top1 .* keeping 49% of its margin over chance, below 50%"):
+        check_l1_model(0.59, 1.0, 0.2, 0.5, "top1")
+    check_l1_model(0.2, 1.0, 0.2, 0.0, "top1")  # 0 turns the check off
+    check_l1_model(0.0, 0.0, 0.0, 0.5, "map_voc07")  # a start model at chance has no margin to keep
+
+
+def test_chance_is_the_majority_class_share_or_no_detections():
+    labels = SimpleNamespace(labels=np.array([0, 0, 0, 1, 2, 2]))
+    assert TASKS[CLASSIFICATION].chance_score(labels) == 0.5
+    assert TASKS[DETECTION].chance_score(labels) == 0.0
 
 
 def test_sweep_is_monotone_in_sparsity_and_ends_thresholded():

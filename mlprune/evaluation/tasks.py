@@ -35,6 +35,8 @@ class Task:
     test_metrics: Callable[[nn.Module, Dataset, list[str], torch.device, int, Path], dict]
     # The part of a forward pass whose cost does not depend on the image's content (FLOPs count it).
     network_forward: Callable[[nn.Module, torch.Tensor], object]
+    # The score of a model that has learnt nothing about the images (threshold search's floor).
+    chance_score: Callable[[Dataset], float]
 
 
 def _map_score(model, dataset, classes, device, batch_size) -> float:
@@ -68,14 +70,26 @@ def _classification_metrics(model, dataset, classes, device, batch_size, results
             "acc_per_class": per_class_accuracy(predicted, dataset.labels, classes)}
 
 
+def _no_detections(dataset) -> float:
+    """A detector that finds nothing, or boxes at random, scores (close to) 0 mAP."""
+    return 0.0
+
+
+def _majority_fraction(dataset) -> float:
+    """The top-1 of always predicting the split's most frequent class."""
+    labels = torch.as_tensor(dataset.labels)
+    return float(torch.bincount(labels).max()) / len(labels) if len(labels) else 0.0
+
+
 def _backbone_and_heads(model, images):
     """A detector without box decoding and NMS, whose cost depends on how many boxes score high."""
     return model.head(list(model.backbone(images).values()))
 
 
 TASKS = {
-    DETECTION: Task(DETECTION, "map_voc07", _map_score, _detection_metrics, _backbone_and_heads),
-    CLASSIFICATION: Task(CLASSIFICATION, "top1", _top1_score, _classification_metrics, nn.Module.__call__),
+    DETECTION: Task(DETECTION, "map_voc07", _map_score, _detection_metrics, _backbone_and_heads, _no_detections),
+    CLASSIFICATION: Task(CLASSIFICATION, "top1", _top1_score, _classification_metrics, nn.Module.__call__,
+                         _majority_fraction),
 }
 
 
@@ -99,3 +113,8 @@ def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
             return task.validation_score(model, dataset, data.classes, device, batch_size)
 
     return task, score
+
+
+def validation_chance(data: DataConfig, runtime: RuntimeConfig) -> float:
+    """The chance score (`Task.chance_score`) on the validation split `validation_scorer` scores."""
+    return TASKS[data.task].chance_score(val_dataset(data, runtime.seed))

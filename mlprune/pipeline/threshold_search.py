@@ -10,11 +10,11 @@ from tqdm import tqdm
 from mlprune.atomic import write_csv, write_json
 from mlprune.checkpoint import load_checkpoint
 from mlprune.data.splits import DataConfig
-from mlprune.evaluation.tasks import validation_scorer
+from mlprune.evaluation.tasks import validation_chance, validation_scorer
 from mlprune.pipeline.phase_config import TOLERANCE_REFERENCES, PhaseConfig
 from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.sparsity import threshold_groups
-from mlprune.pruning.threshold import ThresholdConfig, choose_threshold, sweep_thresholds
+from mlprune.pruning.threshold import ThresholdConfig, check_l1_model, choose_threshold, sweep_thresholds
 from mlprune.runtime import RuntimeConfig
 
 
@@ -22,7 +22,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
                      data: DataConfig, runtime: RuntimeConfig, batch_size: int, sweep_csv: Path,
                      chosen_json: Path) -> None:
     """Sweep the grid on the validation split; keep the largest t within tolerance of the
-    reference model (`phase.tolerance_reference`: the L1 model or the phase's start model).
+    reference model (`phase.tolerance_reference`: the L1 model or the phase's start model),
+    after checking that the L1 fine-tune left a model worth thresholding (`check_l1_model`).
     `compared` in the JSON says what t is compared with (`threshold_groups`), for `select`."""
     model = load_checkpoint(l1_model, data.classes)
     roles = phase_layers(model.spec, phase.layers)
@@ -32,6 +33,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
     tqdm.write(f"threshold search: validation {task.score_name}: start model {scores['start']:.4f}, "
                f"L1 model {scores['l1']:.4f}; tolerance {phase.tolerance} below the "
                f"{TOLERANCE_REFERENCES[phase.tolerance_reference]}'s")
+    check_l1_model(scores["l1"], scores["start"], validation_chance(data, runtime), config.min_l1_retained,
+                   task.score_name)
     groups = threshold_groups(phase.l1_method, roles.selected, roles.penalised)
     rows = sweep_thresholds(model, roles.penalised, config, score, groups)
     write_csv(sweep_csv, rows)  # written before choosing, so a failed search can be inspected

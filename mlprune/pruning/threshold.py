@@ -25,6 +25,8 @@ class ThresholdConfig:
 
     grid: list[float]
     relative_to: str = "mean_abs"  # mean_abs | absolute
+    # The share of the start model's margin over chance the L1 model must keep (`check_l1_model`).
+    min_l1_retained: float = 0.5
 
     def __post_init__(self) -> None:
         require(len(self.grid) > 0, "grid", "is empty")
@@ -33,10 +35,34 @@ class ThresholdConfig:
                 f"must be strictly increasing, got {self.grid}")
         require(self.relative_to in ("mean_abs", "absolute"), "relative_to",
                 f"mean_abs or absolute, got {self.relative_to!r}")
+        require(0 <= self.min_l1_retained <= 1, "min_l1_retained", f"must be in [0, 1], got {self.min_l1_retained}")
 
 
 class NoThresholdWithinTolerance(MlpruneError):
     pass
+
+
+class L1ModelBroken(MlpruneError):
+    pass
+
+
+def check_l1_model(l1_score: float, start_score: float, chance: float, min_retained: float,
+                   score_name: str) -> None:
+    """Refuse an L1 model that kept less than `min_retained` of the start model's margin over chance.
+
+    With the paper's tolerance, measured from the L1 model, an L1 fine-tune that broke the
+    model goes unseen: every threshold of a model at chance scores within tolerance of it,
+    so the search takes the largest, selection empties the layers, and the phase ends with a
+    model that predicts nothing. A start model at chance itself (a test-sized model) has no
+    margin to keep."""
+    margin = start_score - chance
+    if margin <= 0 or l1_score - chance >= min_retained * margin:
+        return
+    raise L1ModelBroken(
+        f"threshold.min_l1_retained: the L1 model scores {l1_score:.4f} {score_name} on validation against "
+        f"the start model's {start_score:.4f} (chance {chance:.4f}), keeping {(l1_score - chance) / margin:.0%} "
+        f"of its margin over chance, below {min_retained:.0%}: the L1 fine-tune broke the model; lower the "
+        f"phase's l1_strength or lengthen l1_ramp")
 
 
 def sweep_thresholds(model: nn.Module, names: Sequence[str], config: ThresholdConfig,
