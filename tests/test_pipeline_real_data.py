@@ -123,6 +123,7 @@ def assert_ran_to_the_report(repo: Path, params: dict, plan: list[PlannedStage],
         metrics = json.loads((repo / f"metrics/{model}/eval.json").read_text())
         score, per_class = ("map_voc07", "ap_voc07") if detection else ("top1", "acc_per_class")
         assert 0 <= metrics[score] <= 1 and list(metrics[per_class]) == classes, model
+        assert "onnx_cpu_latency_ms" not in metrics  # evaluate.onnx_latency: false
     summary = read_csv(repo / "plots/map_vs_params.csv")
     assert [row["model"] for row in summary] == ["pretrain", *params["phases"], "scratch"]
     assert [int(row["k"]) for row in read_csv(repo / "plots/kdet.csv")] == params["kdet"]["ks"]

@@ -15,6 +15,9 @@ class EvalConfig:
     batch_size: int = 16
     latency_runs: int = 20  # timed runs (after 3 warm-up runs) for the median CPU latency
     latency_threads: int = 2
+    # Also time the network under onnxruntime: one ONNX export per model, seconds each, most of
+    # a tiny model's evaluation (the test presets turn it off).
+    onnx_latency: bool = True
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")

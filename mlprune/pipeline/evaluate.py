@@ -30,9 +30,10 @@ def evaluate_checkpoint(checkpoint: Path, baseline: Path, data: DataConfig, conf
         scores = task.test_metrics(model, test_dataset(data), data.classes, device, config.batch_size, results_dir)
     cost = cost_metrics(model, checkpoint, load_checkpoint(baseline), config.latency_runs,
                         config.latency_threads, task.network_forward)
-    # onnxruntime runs the network only (no resize, no NMS): compare it with gflops, not cpu_latency_ms
-    cost["onnx_cpu_latency_ms"] = round(onnx_cpu_latency_ms(model, model.spec.image_size, config.latency_threads,
-                                                            config.latency_runs), 2)
+    if config.onnx_latency:
+        # onnxruntime runs the network only (no resize, no NMS): compare it with gflops, not cpu_latency_ms
+        cost["onnx_cpu_latency_ms"] = round(onnx_cpu_latency_ms(model, model.spec.image_size,
+                                                                config.latency_threads, config.latency_runs), 2)
     headline = {k: v for k, v in scores.items() if not isinstance(v, dict)}
     metrics = {**headline, **cost, **{k: v for k, v in scores.items() if isinstance(v, dict)}}
     write_json(metrics_out, metrics)
