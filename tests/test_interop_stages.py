@@ -59,3 +59,14 @@ def test_export_command_writes_onnx_close_to_torch(tmp_path, tiny_detector, with
     assert (tmp_path / "model.onnx").stat().st_size > 0
     if with_metrics:
         assert json.loads((tmp_path / "onnx.json").read_text())["max_abs_diff"] < 1e-4
+
+
+def test_evaluate_times_the_onnx_export_when_asked(ws, tiny_detector):
+    """The pipelines of the other tests turn `evaluate.onnx_latency` off (an export per model);
+    here the evaluate stage runs with it on, as both defaults do."""
+    save_checkpoint(ws.inputs / "model.pt", tiny_detector)
+    ws.set_param("evaluate.onnx_latency", True)
+    result = CliRunner().invoke(app, ws.cli_args("evaluate"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((ws.out / "eval.json").read_text())
+    assert metrics["onnx_cpu_latency_ms"] > 0 and metrics["cpu_latency_ms"] > 0

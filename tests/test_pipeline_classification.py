@@ -13,7 +13,7 @@ TINY = {
     "synthetic": {"trainval": 160, "test": 40},
     "model": {"width": 0.0625},
     "pretrain": {"epochs": 1, "batch_size": 16},
-    "evaluate": {"latency_runs": 2},
+    "evaluate": {"latency_runs": 2, "onnx_latency": False},
     "threshold": {"grid": [0.1, 0.5, 1.0]},
 }
 TINY_PHASE = {"tolerance": 1.0, "l1": {"epochs": 1, "batch_size": 16}, "retrain": {"epochs": 1, "batch_size": 16}}
