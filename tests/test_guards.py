@@ -84,7 +84,7 @@ def scripted_scores(monkeypatch):
     grid's thresholded models 0.6, 0.55, 0.5."""
     scores = iter([0.6, 0.9, 0.6, 0.55, 0.5])
     monkeypatch.setattr(threshold_search_module, "validation_scorer",
-                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores)))
+                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores), 0.0))
 
 
 def test_tolerance_from_the_l1_model(workspace, scripted_scores):
@@ -112,7 +112,7 @@ def broken_l1_model(monkeypatch):
     """The L1 model scores 0.3 on validation, the start model 0.9 (a detector: chance is 0)."""
     scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
     monkeypatch.setattr(threshold_search_module, "validation_scorer",
-                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores)))
+                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores), 0.0))
 
 
 def test_an_l1_model_that_lost_most_of_the_start_models_score_is_refused(workspace, broken_l1_model):

@@ -11,6 +11,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -100,10 +101,17 @@ def task_for(data: DataConfig, spec: ArchSpec | None = None) -> Task:
     return TASKS[data.task]
 
 
-def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
-                      batch_size: int) -> tuple[Task, Callable[[nn.Module], float]]:
-    """The task of `spec` and a function scoring a model on the validation split: the score
-    threshold search compares and check_pruned reports, computed the same way by both."""
+class ValidationScorer(NamedTuple):
+    """What threshold search and check_pruned need of the validation split, loaded once."""
+    task: Task
+    score: Callable[[nn.Module], float]  # the model's `task.score_name` on the split
+    chance: float  # `task.chance_score` of the split: what a model that learnt nothing scores
+
+
+def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig, batch_size: int) -> ValidationScorer:
+    """The task of `spec`, a function scoring a model on the validation split (the score
+    threshold search compares and check_pruned reports, computed the same way by both) and
+    the split's chance score."""
     device = setup(runtime)
     dataset = val_dataset(data, runtime.seed)
     task = task_for(data, spec)
@@ -112,9 +120,4 @@ def validation_scorer(spec: ArchSpec, data: DataConfig, runtime: RuntimeConfig,
         with memory_layout(model, runtime.channels_last):
             return task.validation_score(model, dataset, data.classes, device, batch_size)
 
-    return task, score
-
-
-def validation_chance(data: DataConfig, runtime: RuntimeConfig) -> float:
-    """The chance score (`Task.chance_score`) on the validation split `validation_scorer` scores."""
-    return TASKS[data.task].chance_score(val_dataset(data, runtime.seed))
+    return ValidationScorer(task, score, task.chance_score(dataset))

@@ -32,7 +32,7 @@ def check_pruned(pruned: Path, l1_model: Path, chosen_json: Path, phase: str, ma
     `l1_model` is surgery's input: its widths and parameter count are the "before"."""
     model = load_checkpoint(pruned, data.classes)
     before = load_checkpoint(l1_model, data.classes)
-    task, score = validation_scorer(model.spec, data, runtime, batch_size)
+    task, score, _ = validation_scorer(model.spec, data, runtime, batch_size)
     thresholded = thresholded_score(chosen_json)
     pruned_score = score(model)
     hardest = hardest_cut(before.spec.widths, model.spec.widths)

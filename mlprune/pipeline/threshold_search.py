@@ -10,7 +10,7 @@ from tqdm import tqdm
 from mlprune.atomic import write_csv, write_json
 from mlprune.checkpoint import load_checkpoint
 from mlprune.data.splits import DataConfig
-from mlprune.evaluation.tasks import validation_chance, validation_scorer
+from mlprune.evaluation.tasks import validation_scorer
 from mlprune.pipeline.phase_config import TOLERANCE_REFERENCES, PhaseConfig
 from mlprune.pruning.phases import phase_layers
 from mlprune.pruning.sparsity import threshold_groups
@@ -27,14 +27,13 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
     `compared` in the JSON says what t is compared with (`threshold_groups`), for `select`."""
     model = load_checkpoint(l1_model, data.classes)
     roles = phase_layers(model.spec, phase.layers)
-    task, score = validation_scorer(model.spec, data, runtime, batch_size)
+    task, score, chance = validation_scorer(model.spec, data, runtime, batch_size)
     scores = {"l1": score(model), "start": score(load_checkpoint(start_model, data.classes))}
     reference = scores[phase.tolerance_reference]
     tqdm.write(f"threshold search: validation {task.score_name}: start model {scores['start']:.4f}, "
                f"L1 model {scores['l1']:.4f}; tolerance {phase.tolerance} below the "
                f"{TOLERANCE_REFERENCES[phase.tolerance_reference]}'s")
-    check_l1_model(scores["l1"], scores["start"], validation_chance(data, runtime), config.min_l1_retained,
-                   task.score_name)
+    check_l1_model(scores["l1"], scores["start"], chance, config.min_l1_retained, task.score_name)
     groups = threshold_groups(phase.l1_method, roles.selected, roles.penalised)
     rows = sweep_thresholds(model, roles.penalised, config, score, groups)
     write_csv(sweep_csv, rows)  # written before choosing, so a failed search can be inspected
