@@ -95,8 +95,16 @@ def shrunk_preset(name: str, root: Path, width: float) -> dict:
         "phase_defaults": {"l1": one_epoch, "retrain": one_epoch},
         "kdet": {"ks": params["kdet"]["ks"][:1], "retrain": one_epoch},
     })
+    params["phases"] = shrink_phase_schedules(params["phases"], one_epoch)
     params["evaluate"]["models"] = models_to_evaluate(params)
     return params
+
+
+def shrink_phase_schedules(phases: dict, schedule: dict) -> dict:
+    """`phases` with `schedule` merged over the L1 and retrain schedules a phase states itself
+    (a phase's own `retrain: {epochs: 24}` would otherwise win over the shrunk defaults)."""
+    return {name: {**phase, **{key: merge_params(phase[key], schedule) for key in ("l1", "retrain") if key in phase}}
+            for name, phase in phases.items()}
 
 
 @dataclass(frozen=True)
