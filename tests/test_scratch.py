@@ -46,10 +46,11 @@ def test_the_detection_default_budget():
 def test_the_classification_default_budget():
     params = resolve_preset("classification", ROOT / "configs")
     # 5,400 training crops, batches of 128: 42 steps (5,376 images) an epoch everywhere.
-    per_phase = 3 * 5376 + 12 * 5376
-    assert training_budget(schedules_of(params), 5400) == 8 * 5376 + 4 * per_phase == 365568
-    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 365568, 5400)
-    assert (schedule.epochs, schedule.epoch_images) == (68, 5376)
+    # Every phase: 3 L1 epochs; 12 retrain epochs in phase 1, 24 in phases 2-4.
+    phases = 4 * 3 * 5376 + (12 + 3 * 24) * 5376
+    assert training_budget(schedules_of(params), 5400) == 8 * 5376 + phases == 559104
+    schedule = scratch_schedule(parse_section(params, "pretrain", TrainConfig), 559104, 5400)
+    assert (schedule.epochs, schedule.epoch_images) == (104, 5376)
 
 
 def test_the_budget_follows_the_chain_to_the_source_only():
