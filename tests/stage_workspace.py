@@ -30,8 +30,8 @@ STAGES = {
                "--work-dir {out}/work",
     "evaluate": "--checkpoint {inp}/model.pt --baseline {inp}/model.pt --metrics {out}/eval.json "
                 "--results {out}/results",
-    "retrain": "--phase phase1 --model {inp}/pruned.pt --out {out}/model.pt --history {out}/retrain.csv "
-               "--work-dir {out}/work",
+    "retrain": "--phase phase1 --model {inp}/pruned.pt --threshold {inp}/threshold.json --out {out}/model.pt "
+               "--history {out}/retrain.csv --work-dir {out}/work",
     "kdet": "--k 2 --model {inp}/model.pt --out {out}/kdet.pt --history {out}/kdet.csv --work-dir {out}/work",
     "validate": "--out {out}/params_valid.txt",
 }

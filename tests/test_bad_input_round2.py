@@ -40,6 +40,8 @@ def save_inputs(ws, stage: str, model: torch.nn.Module | None = None) -> Path:
     """The stage's input checkpoint (a tiny detector for tiny_voc's classes, or `model`)."""
     path = ws.inputs / MODEL_INPUT[stage]
     save_checkpoint(path, model if model is not None else detector())
+    if stage == "retrain":  # threshold search's JSON: the start model's score
+        (ws.inputs / "threshold.json").write_text(json.dumps({"start_score": 0.0}))
     return path
 
 

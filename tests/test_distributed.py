@@ -4,6 +4,7 @@ one checkpoint that matches a 1-process run of the same global batch."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,14 +64,15 @@ def workspace(tmp_path_factory) -> Path:
     params["phase_defaults"]["retrain"] = {"epochs": 2, "epoch_images": 32, "batch_size": 8, "augment": [],
                                            "warmup_iters": 0}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "threshold.json").write_text(json.dumps({"start_score": 0.0}))  # threshold search's
     return root
 
 
 def retrain(workspace: Path, out: str, processes: int, params: str = "params.yaml") -> subprocess.CompletedProcess:
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] if processes > 1 else []
     cmd = [sys.executable, *launcher, str(ROOT / "stages/retrain.py"), "--phase", "phase1",
-           "--model", "start.pt", "--out", f"{out}/model.pt", "--history", f"{out}/train.csv",
-           "--work-dir", f"{out}/work", "--params", params]
+           "--model", "start.pt", "--threshold", "threshold.json", "--out", f"{out}/model.pt",
+           "--history", f"{out}/train.csv", "--work-dir", f"{out}/work", "--params", params]
     return subprocess.run(cmd, cwd=workspace, env=subprocess_env(ROOT), capture_output=True, text=True, timeout=300)
 
 

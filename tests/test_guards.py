@@ -16,10 +16,11 @@ from conftest import CLASSES
 from pipeline_helpers import tiny_params
 from typer.testing import CliRunner
 
-from mlprune.checkpoint import save_checkpoint
+from mlprune.checkpoint import load_checkpoint, save_checkpoint
 from mlprune.cli import app
 from mlprune.models.arch import build_spec
 from mlprune.models.build import build_model, count_parameters
+from mlprune.pipeline import retrain as retrain_module
 from mlprune.pipeline import threshold_search as threshold_search_module
 from mlprune.pipeline.check_pruned import hardest_cut
 from mlprune.pipeline.threshold_search import largest_grid_warning
@@ -187,3 +188,65 @@ def test_check_pruned_passes_a_drop_within_max_pruned_drop(pruned_workspace):
     set_param(pruned_workspace / "params.yaml", "phases.phase2.max_pruned_drop", 0.8)
     assert check(pruned_workspace).exit_code == 0
     assert json.loads((pruned_workspace / "pruned.json").read_text())["max_pruned_drop"] == 0.8
+
+
+# --- retrain ---------------------------------------------------------------------------
+
+def retrain(ws: Path):
+    return invoke(ws, "retrain", "--phase", "phase2", "--model", str(ws / "pruned.pt"),
+                  "--threshold", str(ws / "threshold.json"), "--out", str(ws / "model.pt"),
+                  "--history", str(ws / "retrain.csv"), "--work-dir", str(ws / "work"))
+
+
+@pytest.fixture
+def retrained_score(monkeypatch) -> dict[str, float]:
+    """The validation score the retrained model gets: `["score"]`, 0.5 unless a test sets
+    it (a detector: chance is 0)."""
+    scored = {"score": 0.5}
+    monkeypatch.setattr(retrain_module, "validation_scorer", lambda *args: (
+        SimpleNamespace(score_name="map_voc07"), lambda model: scored["score"], 0.0))
+    return scored
+
+
+@pytest.fixture
+def retrain_workspace(workspace, tiny_detector, retrained_score) -> Path:
+    """A pruned model of a phase whose start model scored 0.6 (threshold search's JSON)."""
+    save_checkpoint(workspace / "pruned.pt", tiny_detector)
+    (workspace / "threshold.json").write_text(json.dumps({"start_score": 0.6}))
+    return workspace
+
+
+def test_a_retrained_model_at_chance_is_refused(retrain_workspace, retrained_score):
+    retrained_score["score"] = 0.0
+    result = retrain(retrain_workspace)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "error: phases.phase2.retrain: the retrained model scores 0.0000 map_voc07 on validation, chance level "
+        "(0.0000); the phase's start model scored 0.6000: retraining collapsed; lower phases.phase2.retrain.lr or "
+        "keep more filters (select.min_keep), or retrain with BatchNorm (retrain_batch_norm: true)")
+    assert not (retrain_workspace / "model.pt").exists() and not (retrain_workspace / "retrain.csv").exists()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_retrain_writes_the_pruned_structure_with_or_without_batch_norm(retrain_workspace, tiny_detector, batch_norm):
+    set_param(retrain_workspace / "params.yaml", "phase_defaults.retrain_batch_norm", batch_norm)
+    result = retrain(retrain_workspace)
+    assert result.exit_code == 0, result.output
+    assert "retrain: validation map_voc07 0.5000 (the phase's start model 0.6000, chance 0.0000)" in result.output
+    retrained = load_checkpoint(retrain_workspace / "model.pt")
+    assert len(retrained.backbone.norms) == 0 and retrained.spec == tiny_detector.spec
+    before, after = tiny_detector.state_dict(), retrained.state_dict()
+    assert before.keys() == after.keys()
+    frozen = "backbone.convs.conv4_2.weight"  # before phase2's first layer: fixed, BN or not
+    assert torch.equal(before[frozen], after[frozen])
+    assert not torch.equal(before["backbone.convs.conv5_1.weight"], after["backbone.convs.conv5_1.weight"])
+
+
+def test_retrain_needs_the_start_models_score(retrain_workspace):
+    (retrain_workspace / "threshold.json").write_text(json.dumps({"t": 0.1}))
+    result = retrain(retrain_workspace)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {retrain_workspace / 'threshold.json'}: expected a numeric 'start_score' (the phase's start "
+        "model's), got None")
+    assert not (retrain_workspace / "model.pt").exists()

@@ -5,7 +5,15 @@ import torch
 
 from mlprune.errors import ConfigError
 from mlprune.models.arch import build_spec
-from mlprune.models.build import build_model, count_parameters, fold_batch_norm, named_convs
+from mlprune.models.build import (
+    build_model,
+    count_parameters,
+    fold_batch_norm,
+    freeze_before,
+    insert_batch_norm,
+    named_convs,
+    trainable_convs,
+)
 from mlprune.models.family import FAMILIES
 
 # Table 1 of the paper: SSD300 pruned "6det" widths.
@@ -104,3 +112,27 @@ def test_fold_batch_norm_keeps_outputs_and_paper_structure():
         torch.testing.assert_close(after[name], before[name], rtol=1e-4, atol=1e-4)
     assert len(folded.backbone.norms) == 0
     assert count_parameters(folded) == count_parameters(build_model(build_spec("ssd300", 4, width=0.0625)))
+
+
+def test_batch_norm_inserted_for_retraining_starts_as_the_identity_and_folds_away():
+    """The retrained layers get a BN whose statistics are their outputs' on the calibration
+    images: eval mode, and train mode on exactly those images, compute the folded model's
+    function, and folding after training gives the paper's structure back."""
+    torch.manual_seed(0)
+    model = build_model(build_spec("vgg16", 5, width=0.0625))
+    images = [torch.rand(3, 32, 32) for _ in range(8)]
+    before = model.eval()(images).detach()
+    freeze_before(model, "conv4_1")
+    layers = trainable_convs(model)
+    assert layers == ["conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+    insert_batch_norm(model, layers, [images[:4], images[4:]])
+    assert list(model.backbone.norms) == layers
+    torch.testing.assert_close(model.eval()(images).detach(), before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model.train()(images).detach(), before, rtol=1e-4, atol=1e-4)  # batch = calibration
+    model.backbone.norms["conv5_1"].bias.data += 1.0  # as if trained: the fold must carry it
+    trained = model.eval()(images).detach()
+    folded = fold_batch_norm(model)
+    assert len(folded.backbone.norms) == 0 and not folded.spec.batch_norm
+    assert count_parameters(folded) == count_parameters(build_model(build_spec("vgg16", 5, width=0.0625)))
+    torch.testing.assert_close(folded(images).detach(), trained, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(trained, before, atol=1e-3)

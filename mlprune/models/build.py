@@ -7,10 +7,13 @@ is their family's to say (`models/family.py`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import torch
 from torch import nn
 
 from mlprune.models.arch import ArchSpec
+from mlprune.models.batch_norm import BatchNorm2d
 
 
 def build_model(spec: ArchSpec, **detector_options) -> nn.Module:
@@ -37,20 +40,69 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
 
     Eval-mode outputs are unchanged; the folded model has exactly the paper's structure
     (conv + bias), which is what the pruning phases need: an L1 penalty on a conv that
-    feeds a BN is scale-invariant and would do nothing.
+    feeds a BN is scale-invariant and would do nothing. Folds a model built with BN
+    (`spec.batch_norm`) and a folded one given BN again by `insert_batch_norm` alike.
     """
-    spec = model.spec
-    if not spec.batch_norm:
+    if not model.backbone.norms:
         return model
-    folded = rebuild(model, spec.replace(batch_norm=False))
+    folded = rebuild(model, model.spec.replace(batch_norm=False))
     state = {k: v for k, v in model.state_dict().items() if ".norms." not in k}
-    for name, conv in model.backbone.convs.items():
-        bn = model.backbone.norms[name]
+    for name, bn in model.backbone.norms.items():
+        conv = model.backbone.convs[name]
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.bias)
         state[f"backbone.convs.{name}.weight"] = conv.weight * scale.view(-1, 1, 1, 1)
-        state[f"backbone.convs.{name}.bias"] = bn.bias - bn.running_mean * scale
+        state[f"backbone.convs.{name}.bias"] = bn.bias + (conv_bias - bn.running_mean) * scale
     folded.load_state_dict(state)
     return folded
+
+
+@torch.no_grad()
+def insert_batch_norm(model: nn.Module, layers: Sequence[str], batches: Iterable[list[torch.Tensor]]) -> None:
+    """Give each backbone conv of `layers` in a folded model a BatchNorm again, set from
+    its outputs on `batches` of images so that the model computes what it did on them.
+
+    Why: the pruned model retrains without the BatchNorm it was pretrained with, and a
+    layer cut to a few filters then trains back poorly (README: the classification study).
+    Each new BN starts as the identity on the calibration images (running statistics =
+    the conv output's mean and variance, weight = its standard deviation, bias = its
+    mean), so retraining starts from the pruned model's function; `fold_batch_norm` folds
+    the BNs into the convs again afterwards.
+    """
+    sums = {name: torch.zeros(3, model.backbone.convs[name].out_channels, dtype=torch.float64) for name in layers}
+
+    def accumulate(name: str, output: torch.Tensor) -> None:
+        values = output.detach().double().transpose(0, 1).flatten(1)  # [channels, N*H*W]
+        sums[name] += torch.stack([torch.full_like(values[:, 0], values.shape[1]), values.sum(1),
+                                   (values * values).sum(1)]).cpu()
+
+    hooks = [model.backbone.convs[name].register_forward_hook(
+        lambda _module, _inputs, output, name=name: accumulate(name, output)) for name in layers]
+    model.eval()
+    try:
+        for images in batches:
+            model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name in layers:
+        count, total, squares = sums[name]
+        if not count.min() > 0:
+            raise ValueError("insert_batch_norm: no calibration images")
+        mean = total / count
+        var = (squares / count - mean * mean).clamp(min=0)
+        conv = model.backbone.convs[name]
+        bn = BatchNorm2d(conv.out_channels).to(conv.weight.device)
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.weight.copy_(torch.sqrt(var + bn.eps))
+        bn.bias.copy_(mean)
+        model.backbone.norms[name] = bn
+
+
+def trainable_convs(model: nn.Module) -> list[str]:
+    """The backbone convs `freeze_before` left trainable, in network order."""
+    return [name for name, conv in model.backbone.convs.items() if conv.weight.requires_grad]
 
 
 def freeze_before(model: nn.Module, layer: str) -> None:

@@ -48,6 +48,9 @@ class PhaseConfig:
     max_pruned_drop: float | None = None  # refuse a pruned model this far below the thresholded one (null: report)
     hist_layers: list[str] = field(default_factory=list)  # layers drawn in the Fig 2 histograms
     freeze_earlier: bool = True  # L1 fine-tune and retrain leave the layers before the phase fixed
+    # Retrain the pruned model with BatchNorm after each trained conv (set to start as the
+    # identity, folded into the convs after): the paper's retraining is BN-free.
+    retrain_batch_norm: bool = False
 
     def __post_init__(self) -> None:
         require(self.l1_strength >= 0, "l1_strength", f"must be >= 0, got {self.l1_strength}")
