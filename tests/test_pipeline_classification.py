@@ -17,7 +17,7 @@ TINY = {
     "threshold": {"grid": [0.1, 0.5, 1.0]},
 }
 TINY_SCHEDULE = {"epochs": 1, "batch_size": 16}
-# min_keep 1: the default's floor of 16 filters is wider than most layers at this width
+# min_keep 1: the default's floor of 8 filters is as wide as most layers at this width
 TINY_PHASE = {"tolerance": 1.0, "l1": TINY_SCHEDULE, "retrain": TINY_SCHEDULE, "select": {"min_keep": 1}}
 
 
