@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse_section
+from mlprune.config import load_params, parse_section, section
 from mlprune.data.splits import data_from_params
 from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.phase_config import phase_from_params
@@ -21,7 +21,10 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     config = phase_from_params(p, phase)
-    retrain(model, threshold, config.retrain, config.layers[0] if config.freeze_earlier else None,
+    # threshold.min_l1_retained 0 (the smoke preset's models score near chance) turns the chance check off too
+    check_chance = section(p, "threshold.min_l1_retained") > 0
+    retrain(model, threshold if check_chance else None, config.retrain,
+            config.layers[0] if config.freeze_earlier else None,
             batch_norm=config.retrain_batch_norm, data=data_from_params(p),
             runtime=parse_section(p, "common", RuntimeConfig),
             eval_batch_size=parse_section(p, "evaluate", EvalConfig).batch_size,

@@ -210,7 +210,9 @@ def retrained_score(monkeypatch) -> dict[str, float]:
 
 @pytest.fixture
 def retrain_workspace(workspace, tiny_detector, retrained_score) -> Path:
-    """A pruned model of a phase whose start model scored 0.6 (threshold search's JSON)."""
+    """A pruned model of a phase whose start model scored 0.6 (threshold search's JSON), the
+    checks on (tiny_params turns them off)."""
+    set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.5)
     save_checkpoint(workspace / "pruned.pt", tiny_detector)
     (workspace / "threshold.json").write_text(json.dumps({"start_score": 0.6}))
     return workspace
@@ -250,3 +252,11 @@ def test_retrain_needs_the_start_models_score(retrain_workspace):
         f"error: {retrain_workspace / 'threshold.json'}: expected a numeric 'start_score' (the phase's start "
         "model's), got None")
     assert not (retrain_workspace / "model.pt").exists()
+
+
+def test_the_retrain_check_is_off_with_the_l1_check(retrain_workspace, retrained_score):
+    """threshold.min_l1_retained 0 (models that score near chance) turns both checks off."""
+    retrained_score["score"] = 0.0
+    set_param(retrain_workspace / "params.yaml", "threshold.min_l1_retained", 0.0)
+    assert retrain(retrain_workspace).exit_code == 0
+    assert (retrain_workspace / "model.pt").exists()
