@@ -3,11 +3,12 @@
 from pathlib import Path
 from typing import Annotated
 
-from mlprune.config import load_params, parse_section, section
+from mlprune.config import load_params, parse_section
 from mlprune.data.splits import data_from_params
 from mlprune.evaluation.config import EvalConfig
 from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.pipeline.retrain import retrain
+from mlprune.pruning.threshold import ThresholdConfig
 from mlprune.runtime import RuntimeConfig
 from mlprune.stage_runner import ParamsFile, path_option, run_stage
 
@@ -21,9 +22,7 @@ def main(phase: Annotated[str, path_option("phase name in params.yaml `phases`")
          params: ParamsFile = Path("params.yaml")) -> None:
     p = load_params(params)
     config = phase_from_params(p, phase)
-    # threshold.min_l1_retained 0 (the smoke preset's models score near chance) turns the chance check off too
-    check_chance = section(p, "threshold.min_l1_retained") > 0
-    retrain(model, threshold if check_chance else None, config.retrain,
+    retrain(model, threshold, parse_section(p, "threshold", ThresholdConfig).checks_chance, config.retrain,
             config.layers[0] if config.freeze_earlier else None,
             batch_norm=config.retrain_batch_norm, data=data_from_params(p),
             runtime=parse_section(p, "common", RuntimeConfig),

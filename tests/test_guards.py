@@ -54,6 +54,15 @@ def invoke(ws: Path, *args: str):
     return CliRunner().invoke(app, [*args, "--params", str(ws / "params.yaml")])
 
 
+def assert_refused(result, line: str, *absent: Path) -> None:
+    """The stage exited 2 with `line` (or, a compiled pattern, a line matching it) as its last
+    stderr line, and wrote none of `absent`."""
+    assert result.exit_code == 2, result.output
+    last = result.stderr.splitlines()[-1]
+    assert re.fullmatch(line, last) if isinstance(line, re.Pattern) else last == line, last
+    assert not [path for path in absent if path.exists()]
+
+
 def search_threshold(ws: Path):
     return invoke(ws, "threshold-search", "--phase", "phase1", "--model", str(ws / "l1.pt"),
                   "--start", str(ws / "start.pt"), "--sweep", str(ws / "sweep.csv"),
@@ -101,11 +110,10 @@ def test_tolerance_from_the_start_model(workspace, scripted_scores):
     set_param(workspace / "params.yaml", "phases.phase1.tolerance", 0.05)
     set_param(workspace / "params.yaml", "phase_defaults.tolerance_reference", "start")
     result = search_threshold(workspace)
-    assert result.exit_code == 2
-    assert re.fullmatch(r"error: threshold.grid: no threshold keeps the score within 0.05 of the start model's "
-                        r"0.9000; the best was t=\S+ \(grid value 0.1\) with 0.6000: add smaller grid values or "
-                        r"raise the phase's tolerance", result.stderr.splitlines()[-1])
-    assert not (workspace / "threshold.json").exists()
+    assert_refused(result, re.compile(
+        r"error: threshold.grid: no threshold keeps the score within 0.05 of the start model's 0.9000; the best "
+        r"was t=\S+ \(grid value 0.1\) with 0.6000: add smaller grid values or raise the phase's tolerance"),
+        workspace / "threshold.json")
 
 
 @pytest.fixture
@@ -119,12 +127,11 @@ def broken_l1_model(monkeypatch):
 def test_an_l1_model_that_lost_most_of_the_start_models_score_is_refused(workspace, broken_l1_model):
     set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.5)
     result = search_threshold(workspace)
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
+    assert_refused(result, (
         "error: threshold.min_l1_retained: the L1 model scores 0.3000 map_voc07 on validation against the start "
         "model's 0.9000 (chance 0.0000), keeping 33% of its margin over chance, below 50%: the L1 fine-tune "
-        "broke the model; lower the phase's l1_strength or lengthen l1_ramp")
-    assert not (workspace / "threshold.json").exists() and not (workspace / "sweep.csv").exists()
+        "broke the model; lower the phase's l1_strength or lengthen l1_ramp"),
+        workspace / "threshold.json", workspace / "sweep.csv")
 
 
 def test_the_l1_model_check_can_be_turned_off(workspace, broken_l1_model):
@@ -177,11 +184,10 @@ def test_check_pruned_refuses_a_drop_above_max_pruned_drop(pruned_workspace):
     (pruned_workspace / "pruned.json").unlink()
     set_param(pruned_workspace / "params.yaml", "phases.phase2.max_pruned_drop", 0.1)
     result = check(pruned_workspace)
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
+    assert_refused(result, (
         f"error: phases.phase2.max_pruned_drop: the pruned model scores {score:.3f} on validation, "
-        f"{0.777 - score:.3f} below the thresholded 0.777; the layer cut hardest is conv5_3 (32 -> 1 filters)")
-    assert not (pruned_workspace / "pruned.json").exists()
+        f"{0.777 - score:.3f} below the thresholded 0.777; the layer cut hardest is conv5_3 (32 -> 1 filters)"),
+        pruned_workspace / "pruned.json")
 
 
 def test_check_pruned_passes_a_drop_within_max_pruned_drop(pruned_workspace):
@@ -221,12 +227,11 @@ def retrain_workspace(workspace, tiny_detector, retrained_score) -> Path:
 def test_a_retrained_model_at_chance_is_refused(retrain_workspace, retrained_score):
     retrained_score["score"] = 0.0
     result = retrain(retrain_workspace)
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
+    assert_refused(result, (
         "error: phases.phase2.retrain: the retrained model scores 0.0000 map_voc07 on validation, chance level "
         "(0.0000); the phase's start model scored 0.6000: retraining collapsed; lower phases.phase2.retrain.lr or "
-        "keep more filters (select.min_keep), or retrain with BatchNorm (retrain_batch_norm: true)")
-    assert not (retrain_workspace / "model.pt").exists() and not (retrain_workspace / "retrain.csv").exists()
+        "keep more filters (select.min_keep), or retrain with BatchNorm (retrain_batch_norm: true)"),
+        retrain_workspace / "model.pt", retrain_workspace / "retrain.csv")
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
@@ -247,11 +252,9 @@ def test_retrain_writes_the_pruned_structure_with_or_without_batch_norm(retrain_
 def test_retrain_needs_the_start_models_score(retrain_workspace):
     (retrain_workspace / "threshold.json").write_text(json.dumps({"t": 0.1}))
     result = retrain(retrain_workspace)
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
+    assert_refused(result, (
         f"error: {retrain_workspace / 'threshold.json'}: expected a numeric 'start_score' (the phase's start "
-        "model's), got None")
-    assert not (retrain_workspace / "model.pt").exists()
+        "model's), got None"), retrain_workspace / "model.pt")
 
 
 def test_the_retrain_check_is_off_with_the_l1_check(retrain_workspace, retrained_score):

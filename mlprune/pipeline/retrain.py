@@ -33,14 +33,14 @@ class RetrainCollapsed(MlpruneError):
     """The retrained model scores at chance, the phase's start model above."""
 
 
-def retrain(pruned: Path, threshold_json: Path | None, schedule: TrainConfig, freeze_from: str | None, batch_norm: bool,
-            data: DataConfig, runtime: RuntimeConfig, eval_batch_size: int, out: Path, history_csv: Path,
-            work_dir: Path, schedule_key: str) -> None:
+def retrain(pruned: Path, threshold_json: Path, check_chance: bool, schedule: TrainConfig, freeze_from: str | None,
+            batch_norm: bool, data: DataConfig, runtime: RuntimeConfig, eval_batch_size: int, out: Path,
+            history_csv: Path, work_dir: Path, schedule_key: str) -> None:
     """Retrain the pruned checkpoint; with `freeze_from`, the layers before it stay fixed;
     with `batch_norm`, the trained convs get BatchNorm back while retraining (folded after).
-    `threshold_json` is threshold search's: the phase's start model's validation score (None:
-    no check at chance)."""
-    start_score = None if threshold_json is None else start_validation_score(threshold_json)  # before training
+    `threshold_json` is threshold search's: the phase's start model's validation score, the
+    reference of the check at chance (`check_chance`, `ThresholdConfig.checks_chance`)."""
+    start_score = start_validation_score(threshold_json) if check_chance else None  # before training
     model = load_checkpoint(pruned, data.classes)
     if freeze_from is not None:
         freeze_before(model, freeze_from)

@@ -37,6 +37,13 @@ class ThresholdConfig:
                 f"mean_abs or absolute, got {self.relative_to!r}")
         require(0 <= self.min_l1_retained <= 1, "min_l1_retained", f"must be in [0, 1], got {self.min_l1_retained}")
 
+    @property
+    def checks_chance(self) -> bool:
+        """Whether models are refused for scoring at chance: the L1 model here, the retrained
+        one in `retrain`. `min_l1_retained: 0` turns both off, for models that score near
+        chance by design (the smoke preset's few-step runs)."""
+        return self.min_l1_retained > 0
+
 
 class NoThresholdWithinTolerance(MlpruneError):
     pass
