@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from mlprune.cli import app
 from mlprune.config import load_params, merge_params
 from mlprune.models.build import build_model, count_parameters, fold_batch_norm
+from mlprune.pipeline.phase_config import phase_from_params
 from mlprune.presets import UNKNOWN_CLASS_COUNT, check_params, nested_pipeline, preset_names, resolve_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,18 @@ def test_a_derived_preset_is_its_base_updated():
 def test_paper_presets_are_full_width_with_bf16_on_cuda(name):
     params = resolve_preset(name, CONFIGS)
     assert params["model"]["width"] == 1.0 and params["common"]["device"] == "auto"
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_presets_train_every_phase_alike(name):
+    """The paper tunes no phase apart from the others: none of the defaults' per-phase settings
+    (made for the embedded data) may reach a paper preset through `base:`."""
+    params = resolve_preset(name, CONFIGS)
+    own = {"start", "layers", "hist_layers"}
+    settings = [{key: value for key, value in vars(phase_from_params(params, phase)).items() if key not in own}
+                for phase in params["phases"]]
+    assert all(setting == settings[0] for setting in settings), name
+    assert not settings[0]["retrain_batch_norm"]
 
 
 def test_params_yaml_is_the_detection_default():
