@@ -140,6 +140,15 @@ def test_the_l1_model_check_can_be_turned_off(workspace, broken_l1_model):
     assert json.loads((workspace / "threshold.json").read_text())["l1_score"] == 0.3
 
 
+def test_turned_off_the_l1_model_check_passes_a_model_below_chance(workspace, monkeypatch):
+    """With min_l1_retained 0 the check is off, not "at least chance": a few-step model may score below it."""
+    scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
+    monkeypatch.setattr(threshold_search_module, "validation_scorer",
+                        lambda *args: (SimpleNamespace(score_name="top1"), lambda model: next(scores), 0.5))
+    set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.0)
+    assert search_threshold(workspace).exit_code == 0
+
+
 # --- check_pruned ----------------------------------------------------------------------
 
 def test_hardest_cut_is_the_largest_fraction_removed():

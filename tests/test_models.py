@@ -114,6 +114,19 @@ def test_fold_batch_norm_keeps_outputs_and_paper_structure():
     assert count_parameters(folded) == count_parameters(build_model(build_spec("ssd300", 4, width=0.0625)))
 
 
+def test_batch_norm_calibration_stops_at_the_last_calibrated_conv():
+    """A detector's calibration runs its backbone up to the last calibrated conv only: the
+    layers after it, the heads and NMS would cost time and change no statistic."""
+    torch.manual_seed(0)
+    model = build_model(build_spec("ssd300", 4, width=0.0625))
+    ran = []
+    for name in ("conv5_1", "conv7"):
+        model.backbone.convs[name].register_forward_hook(lambda *_, name=name: ran.append(name))
+    model.head.register_forward_hook(lambda *_: ran.append("head"))
+    insert_batch_norm(model, ["conv4_2", "conv4_3"], [[torch.rand(3, 300, 300)]])
+    assert ran == [] and list(model.backbone.norms) == ["conv4_2", "conv4_3"]
+
+
 def test_batch_norm_inserted_for_retraining_starts_as_the_identity_and_folds_away():
     """The retrained layers get a BN whose statistics are their outputs' on the calibration
     images: eval mode, and train mode on exactly those images, compute the folded model's

@@ -57,6 +57,11 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     return folded
 
 
+class _CalibrationDone(Exception):
+    """Stops a calibration forward pass at the last calibrated conv: the layers after it,
+    the heads and, in a detector, box decoding and NMS would only cost time."""
+
+
 @torch.no_grad()
 def insert_batch_norm(model: nn.Module, layers: Sequence[str], batches: Iterable[list[torch.Tensor]]) -> None:
     """Give each backbone conv of `layers` in a folded model a BatchNorm again, set from
@@ -70,18 +75,24 @@ def insert_batch_norm(model: nn.Module, layers: Sequence[str], batches: Iterable
     the BNs into the convs again afterwards.
     """
     sums = {name: torch.zeros(3, model.backbone.convs[name].out_channels, dtype=torch.float64) for name in layers}
+    last = [name for name in model.backbone.convs if name in sums][-1]
 
     def accumulate(name: str, output: torch.Tensor) -> None:
         values = output.detach().double().transpose(0, 1).flatten(1)  # [channels, N*H*W]
         sums[name] += torch.stack([torch.full_like(values[:, 0], values.shape[1]), values.sum(1),
                                    (values * values).sum(1)]).cpu()
+        if name == last:
+            raise _CalibrationDone
 
     hooks = [model.backbone.convs[name].register_forward_hook(
         lambda _module, _inputs, output, name=name: accumulate(name, output)) for name in layers]
     model.eval()
     try:
         for images in batches:
-            model(images)
+            try:
+                model(images)
+            except _CalibrationDone:
+                pass
     finally:
         for hook in hooks:
             hook.remove()

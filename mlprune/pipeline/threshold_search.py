@@ -33,7 +33,8 @@ def threshold_search(l1_model: Path, start_model: Path, phase: PhaseConfig, conf
     tqdm.write(f"threshold search: validation {task.score_name}: start model {scores['start']:.4f}, "
                f"L1 model {scores['l1']:.4f}; tolerance {phase.tolerance} below the "
                f"{TOLERANCE_REFERENCES[phase.tolerance_reference]}'s")
-    check_l1_model(scores["l1"], scores["start"], chance, config.min_l1_retained, task.score_name)
+    if config.checks_chance:
+        check_l1_model(scores["l1"], scores["start"], chance, config.min_l1_retained, task.score_name)
     groups = threshold_groups(phase.l1_method, roles.selected, roles.penalised)
     rows = sweep_thresholds(model, roles.penalised, config, score, groups)
     write_csv(sweep_csv, rows)  # written before choosing, so a failed search can be inspected
