@@ -25,7 +25,7 @@ from mlprune.evaluation.config import EvalConfig
 from mlprune.models.arch import ArchSpec, ModelConfig
 from mlprune.pipeline.kdet import SCHEDULE_KEY as KDET_SCHEDULE_KEY
 from mlprune.pipeline.kdet import KdetConfig
-from mlprune.pipeline.phase_config import parse_phases, phase_chain
+from mlprune.pipeline.phase_config import PHASE_STRUCTURE, parse_phases, phase_chain
 from mlprune.pipeline.pretrain import INIT_DIR, check_pretrain_schedule
 from mlprune.pipeline.report import SCRATCH, kdet_name
 from mlprune.pipeline.scratch import ScratchConfig
@@ -141,7 +141,23 @@ def _read_preset(name: str, configs: Path, seen: tuple[str, ...]) -> dict[str, A
         return params
     if not isinstance(base, str):
         raise ConfigError(f"{source}: base: expected a preset name, got {base!r}")
-    return merge_params(_read_preset(base, configs, seen + (name,)), params)
+    inherited = _read_preset(base, configs, seen + (name,))
+    if "phase_defaults" in params:
+        inherited = phase_structure_only(inherited)
+    return merge_params(inherited, params)
+
+
+def phase_structure_only(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each phase cut to its structure (`PHASE_STRUCTURE`).
+
+    Why: a preset that sets its own `phase_defaults` trains on other data with another
+    recipe, and the base's per-phase tuning (the detection default's deeper phase-2
+    retraining, its milder phase 1) was measured against the base's; merged in key by key,
+    it would silently override the derived preset's recipe in those phases. A preset that
+    keeps the base's `phase_defaults` keeps its per-phase tuning too."""
+    phases = {name: {key: value for key, value in phase.items() if key in PHASE_STRUCTURE}
+              for name, phase in params.get("phases", {}).items()}
+    return {**params, "phases": phases}
 
 
 def apply_preset(name: str, params_file: Path = Path("params.yaml"), configs: Path = CONFIGS) -> Path:

@@ -1,6 +1,7 @@
 """Presets: every configs/*.yaml resolves over its base, parses and builds the paper's model;
 switching writes the resolved params.yaml; DVC tracks every value the stages parse."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,15 @@ from typer.testing import CliRunner
 from mlprune.cli import app
 from mlprune.config import load_params, merge_params
 from mlprune.models.build import build_model, count_parameters, fold_batch_norm
-from mlprune.pipeline.phase_config import phase_from_params
-from mlprune.presets import UNKNOWN_CLASS_COUNT, check_params, nested_pipeline, preset_names, resolve_preset
+from mlprune.pipeline.phase_config import PHASE_STRUCTURE, phase_from_params
+from mlprune.presets import (
+    UNKNOWN_CLASS_COUNT,
+    check_params,
+    nested_pipeline,
+    phase_structure_only,
+    preset_names,
+    resolve_preset,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -50,7 +58,8 @@ def test_a_derived_preset_is_its_base_updated():
     own = yaml.safe_load((CONFIGS / "smoke.yaml").read_text())
     base = resolve_preset(own.pop("base"), CONFIGS)
     resolved = resolve_preset("smoke", CONFIGS)
-    assert resolved == merge_params(base, own) | {"evaluate": resolved["evaluate"]}
+    # smoke sets its own phase_defaults, so it inherits the phases' structure only
+    assert resolved == merge_params(phase_structure_only(base), own) | {"evaluate": resolved["evaluate"]}
     assert resolved["evaluate"]["models"] == ["pretrain", "phase1", "phase2", "phase3", "phase4", "kdet_k2", "scratch"]
     assert resolved["phase_defaults"]["l1"] == {"epochs": 1, "epoch_images": 200, "lr": 1.0e-3, "warmup_iters": 0,
                                                 "batch_size": 4}  # nested keys merged, not replaced
@@ -62,16 +71,32 @@ def test_paper_presets_are_full_width_with_bf16_on_cuda(name):
     assert params["model"]["width"] == 1.0 and params["common"]["device"] == "auto"
 
 
-@pytest.mark.parametrize("name", PAPER)
-def test_paper_presets_train_every_phase_alike(name):
-    """The paper tunes no phase apart from the others: none of the defaults' per-phase settings
-    (made for the embedded data) may reach a paper preset through `base:`."""
-    params = resolve_preset(name, CONFIGS)
-    own = {"start", "layers", "hist_layers"}
-    settings = [{key: value for key, value in vars(phase_from_params(params, phase)).items() if key not in own}
-                for phase in params["phases"]]
+def phase_settings(params: dict) -> list[dict]:
+    """How each phase trains: its parsed config without its structure."""
+    return [{key: value for key, value in vars(phase_from_params(params, phase)).items()
+             if key not in PHASE_STRUCTURE} for phase in params["phases"]]
+
+
+@pytest.mark.parametrize("name", [*PAPER, "smoke"])
+def test_presets_with_their_own_recipe_train_every_phase_alike(name):
+    """The paper tunes no phase apart from the others, nor does the smoke preset: none of the
+    defaults' per-phase settings (made for the embedded data) may reach them through `base:`."""
+    settings = phase_settings(resolve_preset(name, CONFIGS))
     assert all(setting == settings[0] for setting in settings), name
-    assert not settings[0]["retrain_batch_norm"]
+    assert name == "smoke" or not settings[0]["retrain_batch_norm"]
+
+
+def test_a_preset_that_sets_phase_defaults_inherits_only_the_phases_structure(tmp_path):
+    shutil.copyfile(CONFIGS / "detection.yaml", tmp_path / "detection.yaml")
+    (tmp_path / "own_recipe.yaml").write_text(yaml.safe_dump(
+        {"base": "detection", "phase_defaults": {"tolerance": 0.2}, "phases": {"phase2": {"tolerance": 0.3}}}))
+    (tmp_path / "same_recipe.yaml").write_text(yaml.safe_dump({"base": "detection", "model": {"width": 0.5}}))
+    default = resolve_preset("detection", tmp_path)["phases"]
+    own = resolve_preset("own_recipe", tmp_path)["phases"]
+    assert default["phase1"]["tolerance"] == 0.08 and default["phase2"]["retrain"] == {"epoch_images": 1200}
+    assert own == {name: {key: phase[key] for key in PHASE_STRUCTURE if key in phase}
+                   | ({"tolerance": 0.3} if name == "phase2" else {}) for name, phase in default.items()}
+    assert resolve_preset("same_recipe", tmp_path)["phases"] == default
 
 
 def test_params_yaml_is_the_detection_default():

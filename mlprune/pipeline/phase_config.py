@@ -25,6 +25,10 @@ L1_METHODS = ("proximal", "penalty", "group_lasso")
 TOLERANCE_REFERENCES = {"l1": "L1 model", "start": "start model"}  # value -> the model's name in messages
 
 
+# What a phase is (its place in the chain and its layers), as opposed to how it is trained.
+PHASE_STRUCTURE = ("start", "layers", "hist_layers")
+
+
 @dataclass(frozen=True)
 class PhaseConfig:
     """One phase: an entry of `phases` merged over `phase_defaults`."""
