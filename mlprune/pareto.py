@@ -11,7 +11,8 @@ Only runs that reproduced the whole pipeline count. DVC shows a failed or still 
 experiment with its baseline's metrics, and an experiment run for one target (`dvc exp
 run -S ... evaluate@phase1`) keeps the baseline's results for every stage it did not
 reach: either would put a point on the plot that no run of its params produced. A run's
-dvc.lock tells the second kind apart: a stage it did not reach still records the old params.
+dvc.lock tells the second kind apart: a stage it did not reach still records the old params,
+or deps that the stages it re-ran no longer produce.
 """
 
 from __future__ import annotations
@@ -86,11 +87,19 @@ def check_locks(runs: Sequence[tuple[str, str, dict]],
 
 
 def stale_stages(lock: dict, params: dict) -> list[str]:
-    """The stages of a dvc.lock whose recorded params differ from `params`."""
+    """The stages of a dvc.lock whose recorded params differ from `params`, or whose recorded
+    deps differ from what the lock's own stages produced: a run for a target (`dvc exp run
+    -S phases.phase3.tolerance=0.2 evaluate@phase4`) leaves the scratch baseline's entry as
+    the baseline ran it, with no phase param in it but the baseline's final model as its dep."""
+    stages = {stage: entry or {} for stage, entry in (lock.get("stages") or {}).items()}
+    produced = {out["path"]: out.get("md5") for entry in stages.values() for out in entry.get("outs") or []}
     stale = []
-    for stage, entry in (lock.get("stages") or {}).items():
-        recorded = ((entry or {}).get("params") or {}).get(PARAMS_FILE) or {}
-        if any(lookup(params, key) != value for key, value in recorded.items()):
+    for stage, entry in stages.items():
+        recorded = (entry.get("params") or {}).get(PARAMS_FILE) or {}
+        other_params = any(lookup(params, key) != value for key, value in recorded.items())
+        other_deps = any(dep["path"] in produced and dep.get("md5") != produced[dep["path"]]
+                         for dep in entry.get("deps") or [])
+        if other_params or other_deps:
             stale.append(stage)
     return stale
 

@@ -88,6 +88,20 @@ def test_stale_stages_are_those_run_with_other_params():
                                                                                        "l1_finetune@phase1"]
 
 
+def test_stale_stages_include_those_run_on_another_model():
+    """A run for a target leaves a later stage's entry as the baseline ran it: same params,
+    but its dep is a model the re-run stages no longer produce."""
+    params = {"threshold": {"grid": [0.25, 0.5], "relative_to": "mean_abs"},
+              "phase_defaults": {"tolerance": 0.03, "l1_strength": 1.0}}
+    run = lock([0.25, 0.5], 1.0)
+    run["stages"]["l1_finetune@phase1"]["outs"] = [{"path": "models/phase1/l1.pt", "hash": "md5", "md5": "new"}]
+    run["stages"]["scratch"] = {"deps": [{"path": "models/phase1/l1.pt", "hash": "md5", "md5": "old"},
+                                         {"path": "mlprune/train.py", "hash": "md5", "md5": "code"}]}
+    assert stale_stages(run, params) == ["scratch"]
+    run["stages"]["scratch"]["deps"][0]["md5"] = "new"
+    assert stale_stages(run, params) == []
+
+
 def test_a_run_that_did_not_reproduce_every_stage_is_left_out():
     grid = [0.25, 0.5, 0.75, 1.0, 1.5]
     locks = {"1" * 40: lock(grid, 1.0), "2" * 40: lock(grid, 0.5), "3" * 40: lock(grid, 1.0)}  # brisk-cove: 0.25
