@@ -116,12 +116,17 @@ def test_tolerance_from_the_start_model(workspace, scripted_scores):
         workspace / "threshold.json")
 
 
+def score_l1_model_at(monkeypatch, score_name: str, chance: float) -> None:
+    """The L1 model scores 0.3 on validation (and at every threshold), the start model 0.9."""
+    scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
+    monkeypatch.setattr(threshold_search_module, "validation_scorer",
+                        lambda *args: (SimpleNamespace(score_name=score_name), lambda model: next(scores), chance))
+
+
 @pytest.fixture
 def broken_l1_model(monkeypatch):
     """The L1 model scores 0.3 on validation, the start model 0.9 (a detector: chance is 0)."""
-    scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
-    monkeypatch.setattr(threshold_search_module, "validation_scorer",
-                        lambda *args: (SimpleNamespace(score_name="map_voc07"), lambda model: next(scores), 0.0))
+    score_l1_model_at(monkeypatch, "map_voc07", 0.0)
 
 
 def test_an_l1_model_that_lost_most_of_the_start_models_score_is_refused(workspace, broken_l1_model):
@@ -142,9 +147,7 @@ def test_the_l1_model_check_can_be_turned_off(workspace, broken_l1_model):
 
 def test_turned_off_the_l1_model_check_passes_a_model_below_chance(workspace, monkeypatch):
     """With min_l1_retained 0 the check is off, not "at least chance": a few-step model may score below it."""
-    scores = iter([0.3, 0.9, 0.3, 0.3, 0.3])
-    monkeypatch.setattr(threshold_search_module, "validation_scorer",
-                        lambda *args: (SimpleNamespace(score_name="top1"), lambda model: next(scores), 0.5))
+    score_l1_model_at(monkeypatch, "top1", 0.5)
     set_param(workspace / "params.yaml", "threshold.min_l1_retained", 0.0)
     assert search_threshold(workspace).exit_code == 0
 
