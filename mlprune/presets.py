@@ -155,9 +155,11 @@ def phase_structure_only(params: dict[str, Any]) -> dict[str, Any]:
     retraining, its milder phase 1) was measured against the base's; merged in key by key,
     it would silently override the derived preset's recipe in those phases. A preset that
     keeps the base's `phase_defaults` keeps its per-phase tuning too."""
-    phases = {name: {key: value for key, value in phase.items() if key in PHASE_STRUCTURE}
-              for name, phase in params.get("phases", {}).items()}
-    return {**params, "phases": phases}
+    phases = params.get("phases")
+    if not isinstance(phases, dict):
+        return params  # left for check_params to name
+    return {**params, "phases": {name: {key: value for key, value in phase.items() if key in PHASE_STRUCTURE}
+                                 if isinstance(phase, dict) else phase for name, phase in phases.items()}}
 
 
 def apply_preset(name: str, params_file: Path = Path("params.yaml"), configs: Path = CONFIGS) -> Path:

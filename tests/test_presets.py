@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from mlprune.cli import app
 from mlprune.config import load_params, merge_params
+from mlprune.errors import ConfigError
 from mlprune.models.build import build_model, count_parameters, fold_batch_norm
 from mlprune.pipeline.phase_config import PHASE_STRUCTURE, phase_from_params
 from mlprune.presets import (
@@ -97,6 +98,15 @@ def test_a_preset_that_sets_phase_defaults_inherits_only_the_phases_structure(tm
     assert own == {name: {key: phase[key] for key in PHASE_STRUCTURE if key in phase}
                    | ({"tolerance": 0.3} if name == "phase2" else {}) for name, phase in default.items()}
     assert resolve_preset("same_recipe", tmp_path)["phases"] == default
+
+
+def test_a_malformed_base_phase_is_named_not_a_traceback(tmp_path):
+    base = yaml.safe_load((CONFIGS / "detection.yaml").read_text())
+    base["phases"]["phase2"] = 3
+    (tmp_path / "detection.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"base": "detection", "phase_defaults": {"tolerance": 0.2}}))
+    with pytest.raises(ConfigError, match=r"phases.phase2: expected a mapping, got int"):
+        check_params(resolve_preset("mine", tmp_path))
 
 
 def test_params_yaml_is_the_detection_default():
